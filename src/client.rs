@@ -1,0 +1,91 @@
+//! [`Client`]: the producer's handle. `send` is the hot path: estimate the size, push.
+
+use std::sync::Arc;
+
+use crate::error::SendError;
+use crate::event::Event;
+use crate::outcome::{Envelope, Receipt};
+use crate::queue::PushError;
+use crate::shared::Shared;
+use crate::stats::Stats;
+
+/// Sends events. Cheap to clone, `Send + Sync`: hand one to every producer thread.
+///
+/// Get one from [`Guard::client`](crate::Guard::client). A `Client` outliving its guard is
+/// harmless: `send` then returns [`SendError::Closed`] with the event.
+#[derive(Clone)]
+pub struct Client {
+    shared: Arc<Shared>,
+}
+
+impl Client {
+    pub(crate) fn new(shared: Arc<Shared>) -> Client {
+        Client { shared }
+    }
+
+    /// Queues an event for delivery and returns at once.
+    ///
+    /// A `serde_json::Value` is moved in as it is and serialized later on a worker thread.
+    /// Under the default [`Overflow::DropNewest`](crate::Overflow) this never blocks, takes
+    /// no lock and allocates nothing.
+    ///
+    /// # Errors
+    /// [`SendError::Full`] if the overflow policy dropped it (counted in `dropped`),
+    /// [`SendError::Closed`] after shutdown began (not counted). Both hand the event back.
+    ///
+    /// ```
+    /// # let guard = posthaste::builder("http://127.0.0.1:9/").start().unwrap();
+    /// let client = guard.client();
+    /// client.send(serde_json::json!({"event": "tick", "i": 1}))?;
+    /// # Ok::<(), posthaste::SendError>(())
+    /// ```
+    pub fn send(&self, event: impl Into<Event>) -> Result<(), SendError> {
+        self.push(event.into(), None)
+    }
+
+    /// Like [`send`](Client::send), and returns a [`Receipt`] to wait for the event's outcome.
+    pub fn send_tracked(&self, event: impl Into<Event>) -> Result<Receipt, SendError> {
+        let (receipt, slot) = Receipt::new();
+        self.push(event.into(), Some(slot)).map(|()| receipt)
+    }
+
+    /// Serializes `value` to JSON on the calling thread and queues the bytes. Use it for your
+    /// own `Serialize` types; the byte budget then counts the exact length.
+    ///
+    /// ```
+    /// #[derive(serde::Serialize)]
+    /// struct Tick { i: u64 }
+    /// # let guard = posthaste::builder("http://127.0.0.1:9/").start().unwrap();
+    /// guard.client().send_serialize(&Tick { i: 1 })?;
+    /// # Ok::<(), posthaste::SendError>(())
+    /// ```
+    pub fn send_serialize<T: serde::Serialize + ?Sized>(&self, value: &T) -> Result<(), SendError> {
+        let event = Event::from_serialize(value).map_err(SendError::Serialize)?;
+        self.push(event, None)
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        self.shared.ledger.counters.snapshot(self.shared.queue.queued_bytes())
+    }
+
+    /// True once shutdown has begun (`send` then returns `Closed`).
+    pub fn is_closed(&self) -> bool {
+        self.shared.queue.is_closed()
+    }
+
+    fn push(&self, event: Event, receipt: Option<Arc<crate::outcome::ReceiptSlot>>) -> Result<(), SendError> {
+        let size = event.approx_bytes();
+        match self.shared.queue.push(Envelope { event, size, receipt }, &self.shared.ledger) {
+            Ok(()) => Ok(()),
+            Err(PushError::Full(env)) => Err(SendError::Full(env.event)),
+            Err(PushError::Closed(env)) => Err(SendError::Closed(env.event)),
+        }
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("endpoint", &self.shared.transport.endpoint()).finish_non_exhaustive()
+    }
+}

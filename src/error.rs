@@ -1,0 +1,193 @@
+//! Errors: [`Error`] for configuration and start-up, [`SendError`] for `send`.
+//!
+//! Owns the error types and their hand-written `Display`. Nothing here may print a secret:
+//! header values, tokens and passwords never reach these messages.
+
+use std::fmt;
+
+use crate::event::Event;
+
+/// Why [`Builder::start`](crate::Builder::start) refused a configuration.
+///
+/// Every variant names the option (or environment variable) it came from and the offending
+/// value, with secrets redacted. Nothing fails later for a reason that was knowable here.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The endpoint URL could not be parsed or is not `http://` / `https://`.
+    InvalidUrl {
+        /// The URL as given, with any `user:password@` part redacted.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A header name or value is not valid HTTP (for example it contains CR or LF).
+    InvalidHeader {
+        /// The header name as given (the value is never echoed).
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A numeric or duration option is out of range.
+    InvalidOption {
+        /// The builder method or environment variable, e.g. `"workers"`.
+        option: &'static str,
+        /// What is wrong with the value.
+        reason: String,
+    },
+    /// A proxy URL is invalid.
+    InvalidProxy {
+        /// Where it came from: `"Builder::proxy"` or the environment variable's name.
+        source: String,
+        /// The URL with the password redacted.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A certificate or key could not be loaded.
+    Certificate {
+        /// The file (or `"<bytes>"` for in-memory PEM).
+        origin: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The operating system refused to start a worker thread.
+    Spawn(std::io::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidUrl { url, reason } => write!(f, "invalid endpoint URL {url:?}: {reason}"),
+            Error::InvalidHeader { name, reason } => write!(f, "invalid header {name:?}: {reason}"),
+            Error::InvalidOption { option, reason } => write!(f, "invalid option `{option}`: {reason}"),
+            Error::InvalidProxy { source, url, reason } => {
+                write!(f, "invalid proxy {url:?} (from {source}): {reason}")
+            }
+            Error::Certificate { origin, reason } => write!(f, "certificate {origin}: {reason}"),
+            Error::Spawn(e) => write!(f, "could not start a worker thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Spawn(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Why [`Client::send`](crate::Client::send) did not take an event. The event is handed back.
+///
+/// `Debug` and `Display` never print the event itself (it may hold user data).
+#[non_exhaustive]
+pub enum SendError {
+    /// The queue is full (by count or by bytes) and the overflow policy refused the event.
+    /// The event was counted as `dropped` and its outcome is [`Outcome::Dropped`](crate::Outcome).
+    Full(Event),
+    /// Shutdown has begun; the event was not accepted and is not counted anywhere.
+    Closed(Event),
+    /// [`Client::send_serialize`](crate::Client::send_serialize) could not serialize the value.
+    Serialize(serde_json::Error),
+}
+
+impl SendError {
+    /// Takes the event back, if the error carries one.
+    ///
+    /// ```
+    /// # let guard = posthaste::builder("http://127.0.0.1:9/").start().unwrap();
+    /// let client = guard.client();
+    /// drop(guard.shutdown());
+    /// let err = client.send(serde_json::json!({"n": 1})).unwrap_err();
+    /// let event = err.into_event().unwrap();
+    /// assert_eq!(event.as_value().unwrap()["n"], 1);
+    /// ```
+    pub fn into_event(self) -> Option<Event> {
+        match self {
+            SendError::Full(e) | SendError::Closed(e) => Some(e),
+            SendError::Serialize(_) => None,
+        }
+    }
+
+    /// True for [`SendError::Full`].
+    pub fn is_full(&self) -> bool {
+        matches!(self, SendError::Full(_))
+    }
+
+    /// True for [`SendError::Closed`].
+    pub fn is_closed(&self) -> bool {
+        matches!(self, SendError::Closed(_))
+    }
+}
+
+impl fmt::Debug for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::Full(_) => f.write_str("Full(..)"),
+            SendError::Closed(_) => f.write_str("Closed(..)"),
+            SendError::Serialize(e) => f.debug_tuple("Serialize").field(e).finish(),
+        }
+    }
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::Full(_) => f.write_str("posthaste queue is full; event dropped"),
+            SendError::Closed(_) => f.write_str("posthaste is shutting down; event not accepted"),
+            SendError::Serialize(e) => write!(f, "event could not be serialized: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SendError::Serialize(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Replaces the password (and, if no password, the user) of a URL's userinfo with `***`.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match authority.rfind('@') {
+        None => url.to_string(),
+        Some(at) => {
+            let userinfo = &authority[..at];
+            let user = match userinfo.find(':') {
+                Some(colon) => format!("{}:***", &userinfo[..colon]),
+                None => "***".to_string(),
+            };
+            format!("{}{}@{}", &url[..scheme_end + 3], user, &rest[at + 1..])
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_password_and_bare_token() {
+        assert_eq!(redact_url("http://u:secret@h:1/p"), "http://u:***@h:1/p");
+        assert_eq!(redact_url("http://token@h/p@x"), "http://***@h/p@x");
+        assert_eq!(redact_url("http://h/p?a=b@c"), "http://h/p?a=b@c");
+        assert_eq!(redact_url("not a url"), "not a url");
+    }
+
+    #[test]
+    fn error_sizes_stay_small() {
+        // Errors travel by value through `Result`; keep them a few words wide.
+        assert!(std::mem::size_of::<SendError>() <= 40);
+        assert!(std::mem::size_of::<Error>() <= 80);
+    }
+}

@@ -1,0 +1,187 @@
+//! Atomic counters and the [`Stats`] snapshot.
+//!
+//! Owns every counter. Counters only grow; `queued` and `in_flight` are derived at snapshot time
+//! so that the accounting invariant holds in every snapshot, even while producers and workers
+//! run (see [`Counters::snapshot`]).
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+/// A snapshot of posthaste's counters.
+///
+/// Every snapshot satisfies
+/// `submitted = delivered + rejected + failed + dropped + cancelled + abandoned + queued + in_flight`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Events accepted by `send` (including those then dropped by the overflow policy).
+    pub submitted: u64,
+    /// Events the endpoint answered with 2xx.
+    pub delivered: u64,
+    /// Events the endpoint refused permanently (4xx other than the retried ones, 501, …).
+    pub rejected: u64,
+    /// Events that failed permanently (TLS, proxy auth, retries exhausted, …).
+    pub failed: u64,
+    /// Events dropped by the overflow policy.
+    pub dropped: u64,
+    /// Events still queued, or taken but never sent, at the shutdown deadline.
+    pub cancelled: u64,
+    /// Events on the wire at the shutdown deadline: they may or may not have arrived.
+    pub abandoned: u64,
+    /// Events waiting in the queue.
+    pub queued: u64,
+    /// Events taken by a worker and not yet settled.
+    pub in_flight: u64,
+    /// Requests that were retries of an earlier attempt.
+    pub retries: u64,
+    /// HTTP requests started (first attempts and retries).
+    pub requests: u64,
+    /// Request body bytes handed to the transport.
+    pub bytes_sent: u64,
+    /// The queue's byte budget in use (estimates for `Value` events).
+    pub queued_bytes: u64,
+}
+
+impl Stats {
+    /// Events that have reached a final outcome.
+    pub fn settled(&self) -> u64 {
+        self.delivered + self.rejected + self.failed + self.dropped + self.cancelled + self.abandoned
+    }
+}
+
+/// The terminal outcomes, as counter indices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Delivered = 0,
+    Rejected = 1,
+    Failed = 2,
+    Dropped = 3,
+    Cancelled = 4,
+    Abandoned = 5,
+}
+const KINDS: usize = 6;
+
+/// Where an event was when it was settled: still in the queue (or refused at intake), or
+/// already taken by a worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum From {
+    Queue = 0,
+    Flight = 1,
+}
+
+#[repr(align(128))]
+#[derive(Default)]
+struct Padded(AtomicU64);
+
+const STRIPES: usize = 8;
+
+/// The live counters.
+#[derive(Default)]
+pub(crate) struct Counters {
+    /// `submitted` is bumped by every producer on every send; it is striped over cache lines so
+    /// that producers on different cores don't fight over one line.
+    submitted: [Padded; STRIPES],
+    started: AtomicU64,
+    settled: [[AtomicU64; KINDS]; 2],
+    retries: AtomicU64,
+    requests: AtomicU64,
+    bytes_sent: AtomicU64,
+}
+
+thread_local! {
+    static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
+
+fn stripe() -> usize {
+    STRIPE.with(|s| {
+        let mut i = s.get();
+        if i == usize::MAX {
+            i = NEXT_STRIPE.fetch_add(1, Ordering::Relaxed) % STRIPES;
+            s.set(i);
+        }
+        i
+    })
+}
+
+// Ordering: increments are Release and snapshot loads Acquire. Every event is counted
+// `submitted` before `started` before its settlement, each step happening-before the next, so a
+// snapshot that reads settlements first, then `started`, then `submitted` never sees an effect
+// without its cause: `queued` and `in_flight` below never go negative.
+impl Counters {
+    pub(crate) fn submitted(&self) {
+        self.submitted[stripe()].0.fetch_add(1, Ordering::Release);
+    }
+
+    /// Takes back a `submitted` made by this thread for an event that never entered the queue.
+    pub(crate) fn unsubmitted(&self) {
+        self.submitted[stripe()].0.fetch_sub(1, Ordering::Release);
+    }
+
+    pub(crate) fn started(&self, n: u64) {
+        self.started.fetch_add(n, Ordering::Release);
+    }
+
+    pub(crate) fn settled(&self, kind: Kind, from: From, n: u64) {
+        self.settled[from as usize][kind as usize].fetch_add(n, Ordering::Release);
+    }
+
+    pub(crate) fn request(&self, retry: bool, body_bytes: usize) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if retry {
+            self.retries.fetch_add(1, Ordering::Relaxed);
+        }
+        self.bytes_sent.fetch_add(body_bytes as u64, Ordering::Relaxed);
+    }
+
+    /// A consistent snapshot; `queued_bytes` comes from the queue.
+    pub(crate) fn snapshot(&self, queued_bytes: u64) -> Stats {
+        let mut by = [[0u64; KINDS]; 2];
+        for (from, row) in self.settled.iter().enumerate() {
+            for (kind, c) in row.iter().enumerate() {
+                by[from][kind] = c.load(Ordering::Acquire);
+            }
+        }
+        let started = self.started.load(Ordering::Acquire);
+        let submitted: u64 = self.submitted.iter().map(|p| p.0.load(Ordering::Acquire)).sum();
+        let total = |k: Kind| by[0][k as usize] + by[1][k as usize];
+        let from_flight: u64 = by[1].iter().sum();
+        let from_queue: u64 = by[0].iter().sum();
+        Stats {
+            submitted,
+            delivered: total(Kind::Delivered),
+            rejected: total(Kind::Rejected),
+            failed: total(Kind::Failed),
+            dropped: total(Kind::Dropped),
+            cancelled: total(Kind::Cancelled),
+            abandoned: total(Kind::Abandoned),
+            queued: submitted - started - from_queue,
+            in_flight: started - from_flight,
+            retries: self.retries.load(Ordering::Relaxed),
+            requests: self.requests.load(Ordering::Relaxed),
+            bytes_sent: self.bytes_sent.load(Ordering::Relaxed),
+            queued_bytes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_derives_queued_and_in_flight() {
+        let c = Counters::default();
+        for _ in 0..10 {
+            c.submitted();
+        }
+        c.settled(Kind::Dropped, From::Queue, 2);
+        c.started(5);
+        c.settled(Kind::Delivered, From::Flight, 3);
+        c.settled(Kind::Cancelled, From::Flight, 1);
+        let s = c.snapshot(0);
+        assert_eq!((s.submitted, s.queued, s.in_flight), (10, 3, 1));
+        assert_eq!((s.delivered, s.dropped, s.cancelled), (3, 2, 1));
+        assert_eq!(s.submitted, s.settled() + s.queued + s.in_flight);
+    }
+}

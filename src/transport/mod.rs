@@ -1,0 +1,223 @@
+//! The transport: the only user of ureq (and, later, rustls).
+//!
+//! Owns the agent configuration (set against the traps in DESIGN.md), request building, reading
+//! the answer, and mapping ureq's errors to [`Fault`]s with a reason that names the hop. Nothing
+//! of ureq leaks out of this module.
+
+mod fault;
+
+use std::io::Read;
+use std::time::Duration;
+
+use ureq::http::{self, HeaderName, HeaderValue, Method, Uri};
+use ureq::Agent;
+
+use crate::config::Config;
+use crate::error::Error;
+
+pub(crate) use fault::Fault;
+
+/// How much of a response body is read (to let the connection be reused); beyond this the
+/// connection is dropped instead.
+const MAX_RESPONSE_BODY: usize = 64 * 1024;
+/// How much of a non-2xx response body is kept as the reason.
+const EXCERPT: usize = 256;
+
+/// The endpoint's answer.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) retry_after: Option<String>,
+    /// The start of the body, for non-2xx answers (empty for 2xx).
+    pub(crate) excerpt: String,
+}
+
+pub(crate) struct Transport {
+    agent: Agent,
+    uri: Uri,
+    method: Method,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+}
+
+pub(crate) fn check_url(url: &str) -> Result<(), String> {
+    let uri: Uri = url.parse().map_err(|e: http::uri::InvalidUri| e.to_string())?;
+    match uri.scheme_str() {
+        Some("http") | Some("https") => {}
+        Some(other) => return Err(format!("scheme {other:?} is not http or https")),
+        None => return Err("no scheme (expected http:// or https://)".into()),
+    }
+    match uri.host() {
+        Some(h) if !h.is_empty() => Ok(()),
+        _ => Err("no host".into()),
+    }
+}
+
+pub(crate) fn check_method(method: &str) -> Result<(), String> {
+    Method::from_bytes(method.as_bytes())
+        .map(|_| ())
+        .map_err(|_| format!("{:?} is not an HTTP method", method))
+}
+
+pub(crate) fn check_header(name: &str, value: &str) -> Result<(), String> {
+    HeaderName::from_bytes(name.as_bytes()).map_err(|_| "not a valid header name".to_string())?;
+    HeaderValue::from_str(value)
+        .map_err(|_| "value contains CR, LF or other control characters".to_string())?;
+    Ok(())
+}
+
+impl Transport {
+    /// Builds the agent. `config` has been validated.
+    pub(crate) fn new(config: &Config) -> Result<Transport, Error> {
+        let invalid_url =
+            |reason: String| Error::InvalidUrl { url: crate::error::redact_url(&config.url), reason };
+        let uri: Uri = config.url.parse().map_err(|e: http::uri::InvalidUri| invalid_url(e.to_string()))?;
+        let method = Method::from_bytes(config.method.as_bytes())
+            .map_err(|_| Error::InvalidOption { option: "method", reason: "not an HTTP method".into() })?;
+        let mut headers = Vec::with_capacity(config.headers.len() + 1);
+        for h in &config.headers {
+            let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| Error::InvalidHeader {
+                name: h.name.escape_debug().to_string(),
+                reason: "invalid name".into(),
+            })?;
+            let mut value = HeaderValue::from_str(&h.value)
+                .map_err(|_| Error::InvalidHeader { name: h.name.clone(), reason: "invalid value".into() })?;
+            // Keeps values out of any Debug/log output of the http types.
+            value.set_sensitive(true);
+            headers.push((name, value));
+        }
+        let content_type = HeaderValue::from_str(&config.content_type).map_err(|_| Error::InvalidOption {
+            option: "content_type",
+            reason: "invalid header value".into(),
+        })?;
+        headers.push((http::header::CONTENT_TYPE, content_type));
+
+        let agent_config = Agent::config_builder()
+            // Non-2xx answers are data for the classifier, not errors.
+            .http_status_as_error(false)
+            // A 302 on POST would be re-sent as a GET without the body: never follow, classify.
+            .max_redirects(0)
+            .max_redirects_will_error(false)
+            // Per-phase timeouts only: the global/per-call/resolve ones make ureq spawn a
+            // resolver thread per request.
+            .timeout_connect(Some(config.connect_timeout))
+            .timeout_send_request(Some(config.request_timeout))
+            .timeout_send_body(Some(config.request_timeout))
+            .timeout_recv_response(Some(config.request_timeout))
+            .timeout_recv_body(Some(config.request_timeout))
+            // One keep-alive connection per worker at least.
+            .max_idle_connections_per_host(config.workers.max(2))
+            .max_idle_connections(config.workers.max(2) * 2)
+            // ureq would read proxy variables on its own; proxies are configured explicitly.
+            .proxy(None)
+            .no_delay(true)
+            .user_agent(concat!("posthaste/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Ok(Transport {
+            agent: agent_config.into(),
+            uri,
+            method,
+            headers,
+            connect_timeout: config.connect_timeout,
+            request_timeout: config.request_timeout,
+        })
+    }
+
+    /// The endpoint as `host:port`, for messages.
+    pub(crate) fn endpoint(&self) -> String {
+        let port =
+            self.uri.port_u16().unwrap_or(if self.uri.scheme_str() == Some("https") { 443 } else { 80 });
+        format!("{}:{}", self.uri.host().unwrap_or("?"), port)
+    }
+
+    /// Sends one request with `body`. `extra` headers are added to the configured ones.
+    /// `time_left` (during shutdown) clamps every phase timeout.
+    pub(crate) fn send(
+        &self,
+        body: &[u8],
+        extra: &[(&'static str, String)],
+        time_left: Option<Duration>,
+    ) -> Result<Answer, Fault> {
+        let mut builder = http::Request::builder().method(self.method.clone()).uri(self.uri.clone());
+        for (name, value) in &self.headers {
+            builder = builder.header(name, value);
+        }
+        for (name, value) in extra {
+            builder = builder.header(*name, value.as_str());
+        }
+        let request =
+            builder.body(body).map_err(|e| Fault::permanent(format!("could not build the request: {e}")))?;
+        let request = match time_left {
+            None => request,
+            Some(left) => {
+                let connect = self.connect_timeout.min(left);
+                let phase = self.request_timeout.min(left);
+                self.agent
+                    .configure_request(request)
+                    .timeout_connect(Some(connect))
+                    .timeout_send_request(Some(phase))
+                    .timeout_send_body(Some(phase))
+                    .timeout_recv_response(Some(phase))
+                    .timeout_recv_body(Some(phase))
+                    .build()
+            }
+        };
+        let mut response = self.agent.run(request).map_err(|e| fault::map(e, &self.endpoint()))?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let keep = if (200..300).contains(&status) { 0 } else { EXCERPT };
+        let excerpt = read_body(response.body_mut().as_reader(), keep);
+        Ok(Answer { status, retry_after, excerpt })
+    }
+}
+
+/// Reads the body to its end (so the connection can be reused) up to `MAX_RESPONSE_BODY`,
+/// keeping the first `keep` bytes as text. Errors while reading only end the reading: the
+/// status has already been received.
+fn read_body(mut reader: impl Read, keep: usize) -> String {
+    let mut kept = Vec::new();
+    let mut buf = [0u8; 8192];
+    let mut total = 0;
+    while total <= MAX_RESPONSE_BODY {
+        match reader.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if kept.len() < keep {
+                    let take = n.min(keep - kept.len());
+                    kept.extend_from_slice(&buf[..take]);
+                }
+                total += n;
+            }
+        }
+    }
+    String::from_utf8_lossy(&kept).trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_checks() {
+        assert!(check_url("http://127.0.0.1:8080/ingest").is_ok());
+        assert!(check_url("https://collector.example/x?y=1").is_ok());
+        assert!(check_url("ftp://host/").unwrap_err().contains("ftp"));
+        assert!(check_url("/relative").is_err());
+        assert!(check_url("http://").is_err());
+        assert!(check_url("not a url").is_err());
+    }
+
+    #[test]
+    fn header_checks() {
+        assert!(check_header("X-Ok", "fine\tvalue").is_ok());
+        assert!(check_header("X-Bad", "a\r\nInjected: 1").is_err());
+        assert!(check_header("X-Bad", "a\nb").is_err());
+        assert!(check_header("Bad Name", "v").is_err());
+        assert!(check_header("", "v").is_err());
+    }
+}
