@@ -1,6 +1,7 @@
 //! [`Client`]: the producer's handle. `send` is the hot path: estimate the size, push.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::error::SendError;
 use crate::event::Event;
@@ -8,6 +9,9 @@ use crate::outcome::{Envelope, Receipt};
 use crate::queue::PushError;
 use crate::shared::Shared;
 use crate::stats::Stats;
+
+/// Stands in for "no deadline" where an `Instant` must be computed: a year.
+const FOREVER: Duration = Duration::from_secs(365 * 86_400);
 
 /// Sends events. Cheap to clone, `Send + Sync`: hand one to every producer thread.
 ///
@@ -67,6 +71,25 @@ impl Client {
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
         self.shared.ledger.counters.snapshot(self.shared.queue.queued_bytes())
+    }
+
+    /// Waits until every event sent so far has settled (nothing queued or in flight), with
+    /// retries on, or until `timeout`. True if everything settled in time.
+    ///
+    /// Shutdown delivers what is queued *without* retries; call `flush` first when the program
+    /// would rather wait for retries than cancel. Events sent meanwhile are waited for too.
+    ///
+    /// ```no_run
+    /// # let guard = posthaste::builder("http://127.0.0.1:8080/").start().unwrap();
+    /// # let client = guard.client();
+    /// if !client.flush(std::time::Duration::from_secs(30)) {
+    ///     eprintln!("still {} events pending", client.stats().queued);
+    /// }
+    /// ```
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now().checked_add(timeout).unwrap_or_else(|| Instant::now() + FOREVER);
+        let queue = &self.shared.queue;
+        self.shared.ledger.wait_idle(deadline, || queue.queued_bytes())
     }
 
     /// True once shutdown has begun (`send` then returns `Closed`).

@@ -68,7 +68,7 @@ impl Config {
             .map_err(|reason| Error::InvalidOption { option: "method", reason })?;
         for h in &self.headers {
             transport::check_header(&h.name, &h.value)
-                .map_err(|reason| Error::InvalidHeader { name: printable(&h.name), reason })?;
+                .map_err(|reason| Error::InvalidHeader { name: h.name.clone(), reason })?;
         }
         transport::check_header("Content-Type", &self.content_type)
             .map_err(|reason| Error::InvalidOption { option: "content_type", reason })?;
@@ -110,9 +110,4 @@ fn duration(option: &'static str, v: Duration, min: Duration, max: Duration) -> 
         });
     }
     Ok(())
-}
-
-/// A header name as it may be shown in an error: control characters escaped.
-fn printable(s: &str) -> String {
-    s.escape_debug().to_string()
 }

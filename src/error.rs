@@ -23,7 +23,8 @@ pub enum Error {
     },
     /// A header name or value is not valid HTTP (for example it contains CR or LF).
     InvalidHeader {
-        /// The header name as given (the value is never echoed).
+        /// The header name as given (the value is never echoed). `Display` escapes control
+        /// characters in it.
         name: String,
         /// What is wrong with it.
         reason: String,

@@ -125,6 +125,12 @@ impl Guard {
         self.shared.ledger.counters.snapshot(self.shared.queue.queued_bytes())
     }
 
+    /// Waits until every event sent so far has settled, with retries on, or until `timeout`.
+    /// True if everything settled in time. See [`Client::flush`].
+    pub fn flush(&self, timeout: Duration) -> bool {
+        self.client().flush(timeout)
+    }
+
     /// Shuts down within the configured `shutdown_timeout` and returns the final [`Report`].
     pub fn shutdown(self) -> Report {
         let timeout = self.shared.config.shutdown_timeout;
@@ -190,10 +196,11 @@ pub(crate) fn shutdown(shared: &Shared, deadline: Instant) -> Report {
         shared.ledger.settle_all(&batch, &outcome, From::Flight);
     }
     shared.queue.finalize(&shared.ledger);
-    // 5. Join the finished workers; detach the stuck ones.
+    // 5. Join the finished workers; detach the stuck ones. A worker's `done` sender is the
+    // last thing it drops, so when all have signalled, all are returning: join them all.
     let mut detached_workers = 0;
     for handle in life.handles.drain(..) {
-        if handle.is_finished() {
+        if !deadline_reached || handle.is_finished() {
             let _ = handle.join();
         } else {
             detached_workers += 1;

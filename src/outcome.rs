@@ -5,6 +5,7 @@
 //! are moved, never cloned).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -160,11 +161,50 @@ pub(crate) struct Envelope {
 pub(crate) struct Ledger {
     pub(crate) counters: Counters,
     on_outcome: Option<OnOutcome>,
+    /// Threads in `wait_idle`; settling only takes the lock to wake them when there are any.
+    idle_waiters: AtomicUsize,
+    idle_lock: Mutex<()>,
+    idle: Condvar,
 }
 
 impl Ledger {
     pub(crate) fn new(on_outcome: Option<OnOutcome>) -> Ledger {
-        Ledger { counters: Counters::default(), on_outcome }
+        Ledger {
+            counters: Counters::default(),
+            on_outcome,
+            idle_waiters: AtomicUsize::new(0),
+            idle_lock: Mutex::new(()),
+            idle: Condvar::new(),
+        }
+    }
+
+    /// Waits until nothing is queued or in flight, or `deadline`; true if idle. `queued_bytes`
+    /// reads the queue's byte gauge for the snapshot.
+    pub(crate) fn wait_idle(&self, deadline: Instant, queued_bytes: impl Fn() -> u64) -> bool {
+        // SeqCst pairs with `wake_idle`: a settle either sees this waiter or happens before
+        // the snapshot below.
+        self.idle_waiters.fetch_add(1, Ordering::SeqCst);
+        let mut guard = self.idle_lock.lock();
+        let idle = loop {
+            let s = self.counters.snapshot(queued_bytes());
+            if s.queued == 0 && s.in_flight == 0 {
+                break true;
+            }
+            if self.idle.wait_until(&mut guard, deadline).timed_out() {
+                let s = self.counters.snapshot(queued_bytes());
+                break s.queued == 0 && s.in_flight == 0;
+            }
+        };
+        drop(guard);
+        self.idle_waiters.fetch_sub(1, Ordering::SeqCst);
+        idle
+    }
+
+    fn wake_idle(&self) {
+        if self.idle_waiters.load(Ordering::SeqCst) > 0 {
+            let _guard = self.idle_lock.lock();
+            self.idle.notify_all();
+        }
     }
 
     /// Settles one event. `from` says whether a worker had taken it. The caller drops (or hands
@@ -172,6 +212,7 @@ impl Ledger {
     pub(crate) fn settle(&self, env: &Envelope, outcome: &Outcome, from: From) {
         self.counters.settled(outcome.kind(), from, 1);
         self.notify(env, outcome);
+        self.wake_idle();
     }
 
     /// Settles a batch with one outcome (counted with one atomic add).
@@ -183,6 +224,7 @@ impl Ledger {
         for env in batch {
             self.notify(env, outcome);
         }
+        self.wake_idle();
     }
 
     fn notify(&self, env: &Envelope, outcome: &Outcome) {

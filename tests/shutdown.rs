@@ -61,7 +61,12 @@ fn backoff_wakes_at_shutdown_and_makes_one_last_attempt() {
     let sink = Sink::with(|_| Reply::Status(503));
     let guard = posthaste::builder(sink.url())
         .workers(1)
-        .retry(Retry::new().initial_delay(Duration::from_secs(60)).max_delay(Duration::from_secs(60)).jitter(false))
+        .retry(
+            Retry::new()
+                .initial_delay(Duration::from_secs(60))
+                .max_delay(Duration::from_secs(60))
+                .jitter(false),
+        )
         .shutdown_timeout(Duration::from_secs(10))
         .start()
         .unwrap();
@@ -153,4 +158,32 @@ fn endpoint_that_refuses_connections_does_not_delay_shutdown() {
     assert!(began.elapsed() < Duration::from_secs(5));
     assert_eq!(report.stats.failed + report.stats.cancelled, 100, "{:?}", report.stats);
     assert_invariant(&report.stats);
+}
+
+#[test]
+fn flush_waits_for_retries_then_shutdown_has_nothing_left() {
+    let sink = Sink::with(|req| if req.index < 6 { Reply::Status(503) } else { Reply::Status(200) });
+    let guard = posthaste::builder(sink.url()).workers(2).retry(support::fast_retry()).start().unwrap();
+    let client = guard.client();
+    for i in 0..20 {
+        client.send(json!(i)).unwrap();
+    }
+    assert!(guard.flush(PATIENCE));
+    let s = guard.stats();
+    assert_eq!((s.delivered, s.queued, s.in_flight), (20, 0, 0));
+    assert!(s.retries >= 6);
+    let report = guard.shutdown();
+    assert_eq!(report.stats.delivered, 20);
+}
+
+#[test]
+fn flush_gives_up_at_its_timeout() {
+    let sink = Sink::counting(|_| Reply::BlackHole);
+    let guard = posthaste::builder(sink.url()).workers(1).shutdown_timeout(Duration::ZERO).start().unwrap();
+    guard.client().send(json!(1)).unwrap();
+    let began = Instant::now();
+    assert!(!guard.flush(Duration::from_millis(100)));
+    assert!(began.elapsed() >= Duration::from_millis(100));
+    let s = guard.shutdown().stats;
+    assert_eq!(s.abandoned + s.cancelled, 1, "{s:?}");
 }

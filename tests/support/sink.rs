@@ -93,7 +93,7 @@ type Script = dyn Fn(&Request) -> Reply + Send + Sync;
 
 struct State {
     requests: Vec<Request>,
-    /// When each answer (by request index) was written.
+    /// When each answer (by request index) was about to be written.
     answered: Vec<(u64, Instant, u16)>,
 }
 
@@ -150,7 +150,10 @@ impl Sink {
         });
         let acceptor = {
             let inner = inner.clone();
-            thread::Builder::new().name("sink-accept".into()).spawn(move || accept_loop(listener, inner)).unwrap()
+            thread::Builder::new()
+                .name("sink-accept".into())
+                .spawn(move || accept_loop(listener, inner))
+                .unwrap()
         };
         Sink { addr, inner, acceptor: Some(acceptor) }
     }
@@ -393,11 +396,9 @@ fn answer(w: &mut TcpStream, reply: Reply, req: &Request, events: u64, inner: &I
     }
     head.push_str("\r\n");
     head.push_str(&body);
-    if w.write_all(head.as_bytes()).is_err() {
-        return false;
-    }
+    // Recorded before writing: once the client has the answer, the sink has counted it.
     record_answer(inner, req, status, events);
-    true
+    w.write_all(head.as_bytes()).is_ok()
 }
 
 fn record_answer(inner: &Inner, req: &Request, status: u16, events: u64) {
@@ -454,7 +455,8 @@ fn read_request(r: &mut BufReader<TcpStream>, conn: u64) -> io::Result<Option<Re
             headers.push((n.trim().to_string(), v.trim().to_string()));
         }
     }
-    let find = |name: &str| headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
+    let find =
+        |name: &str| headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
     let mut body = Vec::new();
     if find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
         loop {
@@ -475,4 +477,3 @@ fn read_request(r: &mut BufReader<TcpStream>, conn: u64) -> io::Result<Option<Re
     }
     Ok(Some(Request { index: 0, at: Instant::now(), conn, method, path, headers, body }))
 }
-
