@@ -30,7 +30,7 @@ pub fn builder(url: impl Into<String>) -> Builder {
 /// an [`Error`] naming the option.
 #[must_use = "a Builder does nothing until `.start()` is called"]
 pub struct Builder {
-    config: Config,
+    pub(crate) config: Config,
 }
 
 impl Builder {
@@ -165,6 +165,7 @@ impl fmt::Debug for Builder {
             .field("connect_timeout", &c.connect_timeout)
             .field("request_timeout", &c.request_timeout)
             .field("shutdown_timeout", &c.shutdown_timeout)
+            .field("life", &c.life)
             .finish_non_exhaustive()
     }
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // Each test binary uses a different part of it.
 
 pub mod sink;
+pub mod tls_fault;
 
 #[allow(unused_imports)]
 pub use sink::{Progress, Reply, Request, Sink};
@@ -17,7 +18,15 @@ pub const PATIENCE: Duration = Duration::from_secs(20);
 pub fn assert_invariant(s: &posthaste::Stats) {
     assert_eq!(
         s.submitted,
-        s.delivered + s.rejected + s.failed + s.dropped + s.cancelled + s.abandoned + s.queued + s.in_flight,
+        s.delivered
+            + s.rejected
+            + s.failed
+            + s.dropped
+            + s.cancelled
+            + s.abandoned
+            + s.spilled
+            + s.queued
+            + s.in_flight,
         "invariant broken: {s:?}"
     );
 }
