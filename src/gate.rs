@@ -98,9 +98,11 @@ impl CircuitBreaker {
 /// endpoint with retries.
 ///
 /// In any 10-second window, retries ≤ `ratio` × first attempts + 10 × `min_per_second`.
-/// A retry over budget is not dropped: it waits (up to the retry policy's `max_elapsed`) until
-/// the budget allows it, which slows retries down to what the budget permits.
-/// [`Stats::retries_throttled`](crate::Stats::retries_throttled) counts those waits.
+/// A retry over budget is not dropped at once: it waits (up to the retry policy's
+/// `max_elapsed`) until the budget allows it, which slows retries down to what the budget
+/// permits; if the budget can't allow it in time the event fails (and is spilled, with a spill
+/// directory). [`Stats::retries_throttled`](crate::Stats::retries_throttled) counts the retries
+/// held back.
 ///
 /// ```
 /// let budget = posthaste::RetryBudget::new().ratio(0.2).min_per_second(5);
@@ -331,7 +333,7 @@ impl Gate {
         }
     }
 
-    /// Counts a retry that had to wait for the budget.
+    /// Counts a retry the budget held back (or refused).
     pub(crate) fn note_throttled(&self) {
         self.throttled.fetch_add(1, Ordering::Relaxed);
     }

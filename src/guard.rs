@@ -220,6 +220,11 @@ fn shutdown_locked(
     }
     shared.backlog.sweep(shared);
     shared.queue.finalize(&shared.ledger);
+    // Everything spilled is on disk (each append was synced): hand the file over to the next
+    // run now, even if a detached worker keeps this instance alive.
+    if let Some(spill) = shared.ledger.spill() {
+        spill.close();
+    }
     // 5. Join the finished workers; detach the stuck ones. A worker's `done` sender is the
     // last thing it drops, so when all have signalled, all are returning: join them all.
     let mut detached_workers = 0;

@@ -2,8 +2,9 @@
 //! reading the files of earlier runs back for replay.
 //!
 //! Each running instance appends to its own file, `spill-<millis>-<pid>-<n>.jsonl` in the spill
-//! directory, and holds an exclusive `flock` on it for as long as it lives. A file nobody holds
-//! a lock on belongs to a run that ended: replay takes the lock, reads it, and removes it once
+//! directory, and holds an exclusive `flock` on it until its shutdown completes (anything
+//! spilled later, e.g. by a send after shutdown, goes to a new file). A file nobody holds a lock
+//! on belongs to a run that ended: replay takes the lock, reads it, and removes it once
 //! every event read from it has an outcome. The lock is what lets several processes share one
 //! directory (an old instance still shutting down while its replacement starts) without two of
 //! them replaying the same file. A new file is created under a hidden temporary name, locked,
@@ -34,13 +35,13 @@ static NEXT_FILE: AtomicU64 = AtomicU64::new(0);
 
 pub(crate) struct Spill {
     dir: PathBuf,
-    path: PathBuf,
     max_bytes: u64,
     writer: Mutex<Writer>,
 }
 
 struct Writer {
-    file: File,
+    /// The open, locked file and its path; `None` once closed (a new one is made on demand).
+    file: Option<(File, PathBuf)>,
     /// Bytes known to be in the file (all whole lines).
     len: u64,
 }
@@ -83,32 +84,32 @@ impl Spill {
         if !dir.is_dir() {
             return Err(err("not a directory".into()));
         }
-        let millis = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
-        let n = NEXT_FILE.fetch_add(1, Ordering::Relaxed);
-        let name = format!("spill-{millis:013}-{}-{n}.jsonl", std::process::id());
-        let tmp = dir.join(format!(".{name}.tmp"));
-        let path = dir.join(&name);
-        let file = OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .open(&tmp)
-            .map_err(|e| err(format!("cannot create a file in it: {e}")))?;
-        if !try_lock(&file) {
-            let _ = fs::remove_file(&tmp);
-            return Err(err("cannot lock a new file in it (flock)".into()));
-        }
-        if let Err(e) = fs::rename(&tmp, &path) {
-            let _ = fs::remove_file(&tmp);
-            return Err(err(format!("cannot rename a file in it: {e}")));
-        }
-        sync_dir(dir);
-        Ok(Spill { dir: dir.to_path_buf(), path, max_bytes, writer: Mutex::new(Writer { file, len: 0 }) })
+        let file = create(dir).map_err(err)?;
+        Ok(Spill {
+            dir: dir.to_path_buf(),
+            max_bytes,
+            writer: Mutex::new(Writer { file: Some(file), len: 0 }),
+        })
     }
 
-    /// This instance's file.
+    /// This instance's current file.
     #[cfg(test)]
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
+    pub(crate) fn path(&self) -> Option<PathBuf> {
+        self.writer.lock().file.as_ref().map(|(_, p)| p.clone())
+    }
+
+    /// Closes the current file, releasing its lock (removing it if empty): from now on it is
+    /// a finished run's file, which the next start may replay. A later append makes a new
+    /// file.
+    pub(crate) fn close(&self) {
+        let mut w = self.writer.lock();
+        if let Some((file, path)) = w.file.take() {
+            if w.len == 0 {
+                let _ = fs::remove_file(&path);
+            }
+            drop(file);
+        }
+        w.len = 0;
     }
 
     /// Appends `events` (as many leading ones as fit under the size cap), durably: the lines
@@ -140,7 +141,15 @@ impl Spill {
         if n == 0 {
             return 0;
         }
-        let written = (&w.file).write_all(&buf).and_then(|()| w.file.sync_data());
+        if w.file.is_none() {
+            match create(&self.dir) {
+                Ok(file) => w.file = Some(file),
+                Err(_) => return 0,
+            }
+        }
+        let len = w.len;
+        let Some((file, _)) = &mut w.file else { return 0 };
+        let written = (&*file).write_all(&buf).and_then(|()| file.sync_data());
         match written {
             Ok(()) => {
                 w.len += buf.len() as u64;
@@ -148,7 +157,7 @@ impl Spill {
             }
             Err(_) => {
                 // Never leave a partial line for the next append to be glued to.
-                let _ = w.file.set_len(w.len);
+                let _ = file.set_len(len);
                 0
             }
         }
@@ -166,10 +175,11 @@ impl Spill {
             .filter_map(|e| Some((e.file_name().into_string().ok()?, e.path())))
             .collect();
         names.sort();
+        let own = self.writer.lock().file.as_ref().map(|(_, p)| p.clone());
         let mut loaded = 0u64;
         let mut taken = Vec::new();
         for (name, path) in names {
-            if path == self.path {
+            if Some(&path) == own.as_ref() {
                 continue;
             }
             if name.starts_with(".spill-") && name.ends_with(".jsonl.tmp") {
@@ -205,11 +215,34 @@ impl Spill {
 
 impl Drop for Spill {
     fn drop(&mut self) {
-        // Nothing was spilled: leave no empty file behind.
-        if self.writer.get_mut().len == 0 {
-            let _ = fs::remove_file(&self.path);
-        }
+        self.close();
     }
+}
+
+/// Creates a new spill file in `dir`, locked, under its final name.
+fn create(dir: &Path) -> Result<(File, PathBuf), String> {
+    let millis = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+    let n = NEXT_FILE.fetch_add(1, Ordering::Relaxed);
+    let name = format!("spill-{millis:013}-{}-{n}.jsonl", std::process::id());
+    // Created and locked under a name replay ignores, then renamed: nobody can take the file
+    // between its creation and its lock.
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let path = dir.join(&name);
+    let file = OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .open(&tmp)
+        .map_err(|e| format!("cannot create a file in it: {e}"))?;
+    if !try_lock(&file) {
+        let _ = fs::remove_file(&tmp);
+        return Err("cannot lock a new file in it (flock)".into());
+    }
+    if let Err(e) = fs::rename(&tmp, &path) {
+        let _ = fs::remove_file(&tmp);
+        return Err(format!("cannot rename a file in it: {e}"));
+    }
+    sync_dir(dir);
+    Ok((file, path))
 }
 
 /// Appends `event` as one line.
@@ -333,7 +366,7 @@ mod tests {
         let live = Spill::open(&dir, 20).unwrap();
         assert_eq!(live.append([&one, &one, &one], None), 2, "only two lines fit in 20 bytes");
         assert_eq!(live.append([&one], None), 0);
-        assert_eq!(fs::read(live.path()).unwrap(), b"{\"i\":1}\n{\"i\":1}\n");
+        assert_eq!(fs::read(live.path().unwrap()).unwrap(), b"{\"i\":1}\n{\"i\":1}\n");
 
         // The file is locked while its instance lives: another instance doesn't take it.
         let other = Spill::open(&dir, 1 << 20).unwrap();
@@ -350,6 +383,28 @@ mod tests {
         orphans.files.remove();
         drop((other, third));
         assert!(spill_files(&dir).is_empty(), "{:?}", spill_files(&dir));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn closing_releases_the_file_and_later_appends_start_a_new_one() {
+        let dir = temp_dir("close");
+        let a = Spill::open(&dir, 1 << 20).unwrap();
+        let first = a.path().unwrap();
+        a.append([&Event::from(json!(1))], None);
+        a.close();
+        assert_eq!(a.path(), None);
+        // Released: another instance takes it while `a` is still alive.
+        let b = Spill::open(&dir, 1 << 20).unwrap();
+        let orphans = b.take_orphans();
+        assert_eq!(orphans.events.len(), 1);
+        orphans.files.remove();
+        assert!(!first.exists());
+        // `a` spills again after closing: into a new file.
+        assert_eq!(a.append([&Event::from(json!(2))], None), 1);
+        assert_ne!(a.path().unwrap(), first);
+        drop((a, b));
+        assert_eq!(spill_files(&dir).len(), 1, "a's second file, not empty");
         fs::remove_dir_all(&dir).unwrap();
     }
 

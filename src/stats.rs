@@ -56,7 +56,7 @@ pub struct Stats {
     pub circuit: Circuit,
     /// How many times the circuit breaker opened.
     pub circuit_opened: u64,
-    /// Retries that had to wait because the retry budget was spent.
+    /// Retries held back (delayed, or refused in the end) because the retry budget was spent.
     pub retries_throttled: u64,
     /// Panics caught in user callbacks or in a worker; the worker kept serving.
     pub panics: u64,

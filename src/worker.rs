@@ -257,16 +257,15 @@ impl Worker {
                 Admit::Go => return GateWait::Go,
                 Admit::Wait(until) => (until, false),
                 Admit::Probing(until) => (until, true),
-                Admit::NoBudget(None) => return GateWait::NoBudget,
-                Admit::NoBudget(Some(at)) => {
-                    if give_up_at.is_some_and(|limit| at > limit) {
-                        return GateWait::NoBudget;
-                    }
+                Admit::NoBudget(next) => {
                     if !throttled {
                         throttled = true;
                         gate.note_throttled();
                     }
-                    (at, false)
+                    match next {
+                        Some(at) if give_up_at.is_none_or(|limit| at <= limit) => (at, false),
+                        _ => return GateWait::NoBudget,
+                    }
                 }
             };
             // Past the deadline: give up now, unless a probe's answer may still open the gate.
