@@ -43,6 +43,10 @@ const TESTS: &[Test] = &[
         "exit_hook_accounts_for_everything_on_a_dead_endpoint",
         exit_hook_accounts_for_everything_on_a_dead_endpoint,
     ),
+    (
+        "exit_hook_runs_when_main_returns_with_a_leaked_guard",
+        exit_hook_runs_when_main_returns_with_a_leaked_guard,
+    ),
     ("exit_hook_is_harmless_after_the_guard_was_dropped", exit_hook_is_harmless_after_the_guard_was_dropped),
     (
         "exit_from_inside_a_callback_on_a_worker_does_not_hang",
@@ -233,6 +237,15 @@ fn exit_hook_accounts_for_everything_on_a_dead_endpoint() {
     assert_eq!(outcomes.values().sum::<u64>(), 20, "{outcomes:?}");
     assert_eq!(outcomes.get("Abandoned"), Some(&2), "{outcomes:?}"); // one per worker
     assert_eq!(outcomes.get("Cancelled"), Some(&18), "{outcomes:?}");
+}
+
+fn exit_hook_runs_when_main_returns_with_a_leaked_guard() {
+    let sink = Sink::with(|_| Reply::Delay(Duration::from_millis(10), Box::new(Reply::Status(200))));
+    let ran = run_child("return_from_main", &[("URL", sink.url()), ("N", "20".into())]);
+    assert_eq!(ran.status.code(), Some(0), "{}", ran.stderr);
+    assert!(ran.value("pending_at_return") > 0);
+    assert_eq!(ran.outcomes(), BTreeMap::from([("Delivered".to_string(), 20)]), "{:?}", ran.lines);
+    assert_eq!(delivered_ids(&sink, "return_from_main").len(), 20);
 }
 
 fn exit_hook_is_harmless_after_the_guard_was_dropped() {
@@ -468,6 +481,14 @@ fn child(scenario: &str) {
             }
             // Exit from another thread than main.
             thread::spawn(|| std::process::exit(3)).join().unwrap();
+        }
+        "return_from_main" => {
+            let guard = builder(&record).exit_hook(true).exit_timeout(PATIENCE).start().unwrap();
+            send_all(&guard, scenario);
+            let s = guard.stats();
+            record.line(&format!("pending_at_return={}", s.queued + s.in_flight));
+            std::mem::forget(guard);
+            // `main` returns normally; the runtime's exit runs the hook.
         }
         "exit_after_drop" => {
             let guard = builder(&record).exit_hook(true).start().unwrap();
