@@ -262,8 +262,14 @@ impl Worker {
                         throttled = true;
                         gate.note_throttled();
                     }
+                    // Shutting down, or the budget can't allow it in time: give up now.
                     match next {
-                        Some(at) if give_up_at.is_none_or(|limit| at <= limit) => (at, false),
+                        Some(at)
+                            if self.shared.deadline().is_none()
+                                && give_up_at.is_none_or(|limit| at <= limit) =>
+                        {
+                            (at, false)
+                        }
                         _ => return GateWait::NoBudget,
                     }
                 }

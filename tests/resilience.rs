@@ -146,6 +146,33 @@ fn the_retry_budget_grows_with_first_attempts() {
 }
 
 #[test]
+fn shutdown_settles_a_retry_waiting_for_budget_at_once() {
+    let sink = Sink::with(|req| if req.index == 0 { Reply::Status(503) } else { Reply::Status(200) });
+    // Half a retry per first attempt and no floor: a lone event's retry waits for more traffic.
+    let guard = posthaste::builder(sink.url())
+        .retry(quick().max_elapsed(Duration::from_secs(60)))
+        .retry_budget(RetryBudget::new().ratio(0.5).min_per_second(0))
+        .shutdown_timeout(Duration::from_secs(5))
+        .start()
+        .unwrap();
+    let receipt = guard.client().send_tracked(json!({"waits": true})).unwrap();
+    let patience = std::time::Instant::now() + PATIENCE;
+    while guard.stats().retries_throttled == 0 {
+        assert!(std::time::Instant::now() < patience, "the retry never hit the budget");
+        std::thread::yield_now();
+    }
+    // Shutdown makes no retries: the waiting event fails now (a transient failure, which a
+    // spill directory would keep), instead of waiting to be abandoned at the deadline.
+    let report = guard.shutdown();
+    match receipt.try_outcome() {
+        Some(Outcome::Failed { reason, attempts: 1 }) => assert!(reason.contains("retry budget"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!((report.stats.failed, report.stats.requests), (1, 1));
+    assert!(!report.deadline_reached);
+}
+
+#[test]
 fn exhausted_retries_are_spilled_and_replayed_by_the_next_start() {
     let dir = TempDir::new("resilience-spill");
     let dead = format!("http://127.0.0.1:{}/ingest", support::closed_port());
