@@ -6,8 +6,9 @@
 //! says (exit, panic, return); otherwise it runs the parent tests below, each of which starts
 //! this same binary as a child against a loopback sink, waits for it (killing it past a
 //! generous bound), and checks what arrived, what the child recorded, and what is on disk.
-//! Arguments follow libtest's where they matter: name filters, `--exact`, `--list`,
-//! `--ignored` (nothing here is ignored, so it runs nothing).
+//! Arguments follow libtest's where they matter: name filters, `--exact`, `--skip`, `--list`,
+//! `--ignored` (nothing here is ignored, so it runs nothing); other flags are accepted and
+//! ignored (tests run one at a time).
 
 mod support;
 
@@ -72,13 +73,24 @@ fn main() {
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let exact = args.iter().any(|a| a == "--exact");
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    // Name filters, and `--skip` filters; the values of libtest's other flags are not names.
+    let (mut filters, mut skips) = (Vec::new(), Vec::new());
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--skip" => skips.extend(it.next()),
+            "--test-threads" | "--color" | "--format" | "--logfile" | "-Z" => {
+                it.next();
+            }
+            a if a.starts_with('-') => {}
+            _ => filters.push(arg),
+        }
+    }
+    let matches = |name: &str, f: &String| if exact { name == f } else { name.contains(f.as_str()) };
     let selected: Vec<&Test> = TESTS
         .iter()
-        .filter(|(name, _)| {
-            filters.is_empty()
-                || filters.iter().any(|f| if exact { name == f } else { name.contains(f.as_str()) })
-        })
+        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| matches(name, f)))
+        .filter(|(name, _)| !skips.iter().any(|f| matches(name, f)))
         .collect();
     if args.iter().any(|a| a == "--list") {
         for (name, _) in &selected {
