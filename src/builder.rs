@@ -30,7 +30,7 @@ pub fn builder(url: impl Into<String>) -> Builder {
 /// an [`Error`] naming the option.
 #[must_use = "a Builder does nothing until `.start()` is called"]
 pub struct Builder {
-    config: Config,
+    pub(crate) config: Config,
 }
 
 impl Builder {
@@ -170,7 +170,7 @@ impl fmt::Debug for Builder {
 }
 
 /// Standard base64 with padding (RFC 4648), for basic auth.
-fn base64(input: &[u8]) -> String {
+pub(crate) fn base64(input: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
     for chunk in input.chunks(3) {

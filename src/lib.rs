@@ -77,6 +77,7 @@ mod error;
 mod event;
 mod gate;
 mod guard;
+mod net;
 mod outcome;
 mod queue;
 mod retry;
@@ -90,10 +91,13 @@ pub use client::Client;
 pub use error::{Error, SendError};
 pub use event::Event;
 pub use guard::{Guard, Report};
+pub use net::Dangerous;
 pub use outcome::{Outcome, Receipt};
 pub use queue::Overflow;
 pub use retry::Retry;
 pub use stats::Stats;
+pub use transport::probe::{Diagnosis, Step, StepKind};
+pub use transport::proxy::{IntoProxy, Proxy};
 
 #[cfg(test)]
 mod tests {
