@@ -6,6 +6,7 @@
 //! the step-by-step probe. Nothing of ureq or rustls leaks out of this module.
 
 mod fault;
+mod forward;
 pub(crate) mod probe;
 pub(crate) mod proxy;
 pub(crate) mod tls;
@@ -49,6 +50,9 @@ pub(crate) struct Transport {
     route: Route,
     hops: Hops,
     trust: Trust,
+    /// Set for an `http://` endpoint behind an HTTP(S) proxy: requests are forwarded in
+    /// absolute form instead of tunnelled (see `forward.rs`).
+    forward: Option<forward::Forward>,
 }
 
 pub(crate) fn check_url(url: &str) -> Result<(), String> {
@@ -110,13 +114,54 @@ impl Transport {
         let route = proxy::choose(&config.net.proxy, &scheme, &host, port, &|name| std::env::var(name).ok())?;
         let proxy_tls = route.proxy.as_ref().is_some_and(|p| p.scheme == proxy::Scheme::Https);
         let trust = tls::load(&config.net.tls, scheme == "https" || proxy_tls)?;
+        let forwarded = scheme == "http" && route.proxy.as_ref().is_some_and(|p| !p.scheme.is_socks());
         let ureq_proxy = match &route.proxy {
             None => None,
+            Some(_) if forwarded => None,
             Some(p) => Some(p.to_ureq().map_err(|reason| Error::InvalidProxy {
                 source: route.why.clone(),
                 url: p.to_string(),
                 reason,
             })?),
+        };
+        let forward = match &route.proxy {
+            Some(p) if forwarded => {
+                let tls = if p.scheme == proxy::Scheme::Https {
+                    Some(
+                        trust
+                            .probe_config()
+                            .map_err(|reason| Error::Certificate { origin: "roots".into(), reason })?
+                            .0,
+                    )
+                } else {
+                    None
+                };
+                let authority = uri.authority().map_or("", |a| a.as_str());
+                let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h).to_string();
+                if let Some((userinfo, _)) = authority.rsplit_once('@') {
+                    if !headers.iter().any(|(n, _)| n == http::header::AUTHORIZATION) {
+                        let (u, p) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+                        let mut v = HeaderValue::from_str(&format!(
+                            "Basic {}",
+                            crate::builder::base64(format!("{u}:{p}").as_bytes())
+                        ))
+                        .map_err(|_| invalid_url("invalid user info".into()))?;
+                        v.set_sensitive(true);
+                        headers.push((http::header::AUTHORIZATION, v));
+                    }
+                }
+                let path = uri.path_and_query().map_or("/", |pq| pq.as_str());
+                let target = format!("http://{host_port}{path}");
+                Some(forward::Forward::new(
+                    p.clone(),
+                    target,
+                    host_port,
+                    tls,
+                    config.connect_timeout,
+                    config.workers.max(2),
+                ))
+            }
+            _ => None,
         };
         let roots_note = (!trust.warnings.is_empty()).then(|| trust.warnings.join("; "));
         let hops = Hops {
@@ -159,12 +204,16 @@ impl Transport {
             route,
             hops,
             trust,
+            forward,
         })
     }
 
     /// The endpoint as `host:port`, for messages.
     pub(crate) fn endpoint(&self) -> String {
-        endpoint_of(&self.uri)
+        match &self.route.proxy {
+            None => endpoint_of(&self.uri),
+            Some(p) => format!("{} (through proxy {})", endpoint_of(&self.uri), p.authority()),
+        }
     }
 
     /// Non-fatal problems found in `start()` (root certificates that failed to load,
@@ -192,6 +241,14 @@ impl Transport {
         extra: &[(&'static str, String)],
         time_left: Option<Duration>,
     ) -> Result<Answer, Fault> {
+        if let Some(fwd) = &self.forward {
+            let left = time_left.unwrap_or(Duration::MAX);
+            let timeouts = forward::Timeouts {
+                connect: self.connect_timeout.min(left),
+                phase: self.request_timeout.min(left),
+            };
+            return fwd.send(&method, &self.headers, extra, body, timeouts, &self.hops);
+        }
         let mut builder = http::Request::builder().method(method).uri(self.uri.clone());
         for (name, value) in &self.headers {
             builder = builder.header(name, value);

@@ -139,7 +139,12 @@ pub(crate) fn run(t: &Transport) -> Diagnosis {
     let tls_on = t.hops.endpoint_scheme == "https"
         || t.route.proxy.as_ref().is_some_and(|proxy| proxy.scheme == Scheme::Https);
     let trust = if tls_on { format!("; {}", t.trust.summary) } else { String::new() };
-    p.step(StepKind::Route, true, format!("{route}{trust}"));
+    let mode = if t.forward.is_some() {
+        "; http:// requests are forwarded by the proxy (absolute-form, no CONNECT)"
+    } else {
+        ""
+    };
+    p.step(StepKind::Route, true, format!("{route}{mode}{trust}"));
     let _ = connect_steps(&mut p);
     if p.steps.iter().all(|s| s.ok) {
         http_step(&mut p);
@@ -197,11 +202,11 @@ fn connect_steps(p: &mut Probe<'_>) -> Option<()> {
             stream =
                 tls_step(p, stream, pr.host(), StepKind::ProxyTls, &format!("proxy {}", pr.authority()))?;
         }
-        stream = if pr.scheme.is_socks() {
-            socks_step(p, stream, pr, &host, port)?
-        } else {
-            connect_step(p, stream, pr, &host, port)?
-        };
+        if pr.scheme.is_socks() {
+            stream = socks_step(p, stream, pr, &host, port)?;
+        } else if t.forward.is_none() {
+            stream = connect_step(p, stream, pr, &host, port)?;
+        }
     }
     if t.hops.endpoint_scheme == "https" {
         let _ = tls_step(p, stream, &host, StepKind::Tls, &format!("endpoint {}", t.hops.endpoint))?;
@@ -278,8 +283,8 @@ fn tls_step(
         "NOT verified (Builder::dangerous().accept_invalid_certs())".to_string()
     } else {
         match seen.and_then(|s| s.anchor) {
-            Some(a) => format!("verified, anchored at {a}"),
-            None => "verified".to_string(),
+            Some(a) => format!("certificate verified, anchored at {a}"),
+            None => "certificate verified".to_string(),
         }
     };
     let client = match &p.t.trust.client {
