@@ -6,7 +6,7 @@ mod support;
 
 use posthaste::{Error, Outcome, Proxy, Retry, StepKind};
 use serde_json::json;
-use support::proxy::{Entry, TestProxy};
+use support::proxy::{Entry, TestProxy, TlsFront};
 use support::tls::{Ca, TlsServer};
 use support::{Sink, PATIENCE};
 
@@ -244,4 +244,49 @@ fn invalid_proxy_urls_fail_start_with_the_password_redacted() {
     assert_eq!(p.to_string(), "socks5h://u:***@127.0.0.1:1080");
     let guard = posthaste::builder("https://collector.example/").proxy(p).start().unwrap();
     assert!(format!("{guard:?}").contains("through proxy 127.0.0.1:1080"), "{guard:?}");
+}
+
+#[test]
+fn https_proxy_for_https_and_plain_http_endpoints() {
+    let ca = Ca::new("posthaste test CA");
+    let server = TlsServer::start(&ca.server(&["127.0.0.1"]), None);
+    let sink = Sink::ok();
+    let proxy = TestProxy::http_with_auth("dave", "pw");
+    let front = TlsFront::new(&ca.server(&["127.0.0.1"]), proxy.addr());
+    let url = front.url_with("dave", "pw");
+    // TLS to the proxy, CONNECT, TLS to the endpoint inside it; both verified with the CA.
+    let (outcome, _) =
+        send_one(posthaste::builder(server.url()).proxy(url.as_str()).add_root_certs_pem(ca.pem.clone()));
+    assert!(outcome.is_delivered(), "{outcome:?}");
+    // Absolute-form forwarding over TLS to the proxy.
+    let (outcome, _) =
+        send_one(posthaste::builder(sink.url()).proxy(url.as_str()).add_root_certs_pem(ca.pem.clone()));
+    assert!(outcome.is_delivered(), "{outcome:?}");
+    let log = proxy.log();
+    assert_eq!(log[0], entry("CONNECT", &format!("127.0.0.1:{}", server.port()), Some("dave"), 200));
+    assert_eq!(log[1], entry("POST", &format!("http://{}/ingest", sink.addr()), Some("dave"), 200));
+
+    let guard = posthaste::builder(server.url())
+        .proxy(url.as_str())
+        .add_root_certs_pem(ca.pem.clone())
+        .start()
+        .unwrap();
+    let d = guard.client().probe();
+    assert!(d.is_ok(), "{d}");
+    let proxy_tls = d.step(StepKind::ProxyTls).expect("proxy TLS step");
+    assert!(proxy_tls.detail.contains("anchored at CN=posthaste test CA"), "{d}");
+    drop(guard);
+
+    // The proxy's certificate is checked like the endpoint's.
+    let (outcome, _) = send_one(posthaste::builder(sink.url()).proxy(url.as_str()));
+    match &outcome {
+        Outcome::Failed { reason, attempts: 1 } => {
+            assert!(
+                reason.contains(&format!("TLS with proxy {}", front.addr()))
+                    && reason.contains("unknown issuer"),
+                "{reason}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
 }

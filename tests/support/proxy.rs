@@ -51,6 +51,129 @@ impl Inner {
     }
 }
 
+/// A TLS front for a proxy: terminates TLS with `leaf` and relays the plain bytes to `inner`
+/// (so `https://` proxy URLs can be tested). Stops its threads when dropped.
+pub struct TlsFront {
+    addr: SocketAddr,
+    inner: Arc<Inner>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl TlsFront {
+    pub fn new(leaf: &super::tls::Leaf, to: SocketAddr) -> TlsFront {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(leaf.cert_pem.as_bytes()).map(|c| c.unwrap()).collect();
+        let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap();
+        let config = Arc::new(
+            rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(chain, key)
+                .unwrap(),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let inner = Arc::new(Inner {
+            stop: AtomicBool::new(false),
+            creds: None,
+            close_after_answer: false,
+            log: Mutex::new(Vec::new()),
+            streams: Mutex::new(Vec::new()),
+            threads: Mutex::new(Vec::new()),
+        });
+        let for_accept = inner.clone();
+        let acceptor = thread::Builder::new()
+            .name("tls-front-accept".into())
+            .spawn(move || {
+                for stream in listener.incoming() {
+                    if for_accept.stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    for_accept.track(&stream);
+                    let (inner, config) = (for_accept.clone(), config.clone());
+                    for_accept.spawn("tls-front-conn", move || {
+                        let _ = relay_tls(stream, config, to, &inner);
+                    });
+                }
+            })
+            .unwrap();
+        TlsFront { addr, inner, acceptor: Some(acceptor) }
+    }
+
+    /// `https://user:password@127.0.0.1:PORT`
+    pub fn url_with(&self, user: &str, password: &str) -> String {
+        format!("https://{user}:{password}@{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for TlsFront {
+    fn drop(&mut self) {
+        self.inner.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+        if let Some(h) = self.acceptor.take() {
+            let _ = h.join();
+        }
+        for s in self.inner.streams.lock().unwrap().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+        let threads: Vec<_> = self.inner.threads.lock().unwrap().drain(..).collect();
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Relays one TLS connection to `to` in plain text. One thread multiplexes both directions
+/// with short read timeouts (a rustls stream cannot be split between threads).
+fn relay_tls(
+    tcp: TcpStream,
+    config: Arc<rustls::ServerConfig>,
+    to: SocketAddr,
+    inner: &Inner,
+) -> io::Result<()> {
+    use std::time::Duration;
+    let conn = rustls::ServerConnection::new(config).map_err(io::Error::other)?;
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock)?;
+    }
+    let mut up = TcpStream::connect(to)?;
+    inner.track(&up);
+    let tick = Some(Duration::from_millis(2));
+    tls.sock.set_read_timeout(tick)?;
+    up.set_read_timeout(tick)?;
+    let mut buf = [0u8; 16 * 1024];
+    let idle = |e: &io::Error| matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut);
+    while !inner.stop.load(Ordering::SeqCst) {
+        match tls.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => up.write_all(&buf[..n])?,
+            Err(e) if idle(&e) => {}
+            Err(e) => return Err(e),
+        }
+        match up.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                tls.write_all(&buf[..n])?;
+                tls.flush()?;
+            }
+            Err(e) if idle(&e) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    tls.conn.send_close_notify();
+    let _ = tls.flush();
+    Ok(())
+}
+
 /// A running proxy (HTTP or SOCKS5).
 pub struct TestProxy {
     addr: SocketAddr,
