@@ -158,7 +158,10 @@ fn a_squid_refusals_are_permanent_failures() {
     let (outcomes, report) = send(b, &run_id("a-403"), 1);
     let reason = failed_once(&outcomes[0]);
     let expected = format!("proxy {} refused CONNECT to 127.0.0.1:{}: 403", e.squid, e.nginx_http);
-    assert!(reason.starts_with(&expected) && reason.contains("policy"), "{reason}");
+    assert!(
+        reason.starts_with(&expected) && reason.contains("policy") && reason.contains("port 443"),
+        "{reason}"
+    );
     assert_eq!(report.stats.retries, 0);
 }
 

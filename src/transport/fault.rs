@@ -138,11 +138,10 @@ fn proxy_refused(reason: &str, hops: &Hops) -> Fault {
             "{proxy} refused CONNECT to {target}: {text}: authentication required \
              (set or fix user:password in the proxy URL)"
         )),
-        403 if hops.endpoint_scheme == "http" => Fault::permanent(format!(
-            "{proxy} refused CONNECT to {target}: {text}. posthaste tunnels http:// endpoints through \
-             the proxy with CONNECT, and many proxies (stock squid among them) allow CONNECT only to \
-             port 443: use an https:// endpoint, allow CONNECT to this port in the proxy, or bypass \
-             the proxy for this host (NO_PROXY or Builder::no_proxy)"
+        403 if !target.ends_with(":443") => Fault::permanent(format!(
+            "{proxy} refused CONNECT to {target}: {text} (the proxy's policy denies it; many proxies, \
+             stock squid among them, allow CONNECT only to port 443: serve the endpoint on 443, have \
+             this port allowed, or bypass the proxy with NO_PROXY or Builder::no_proxy)"
         )),
         403 => Fault::permanent(format!(
             "{proxy} refused CONNECT to {target}: {text} (the proxy's policy denies it)"
@@ -322,9 +321,12 @@ mod tests {
         assert!(!f.transient);
         assert!(f.reason.starts_with("proxy 127.0.0.1:3128 refused CONNECT to h:443: 407"), "{}", f.reason);
         assert!(f.reason.contains("authentication required"), "{}", f.reason);
-        let mut plain = via(Scheme::Http);
-        plain.endpoint_scheme = "http".into();
-        let f = map(ureq::Error::ConnectProxyFailed("proxy server responded 403/Forbidden".into()), &plain);
+        let f = map(ureq::Error::ConnectProxyFailed("proxy server responded 403/Forbidden".into()), &hops);
+        assert!(!f.transient && f.reason.ends_with("(the proxy's policy denies it)"), "{}", f.reason);
+        let mut other_port = via(Scheme::Http);
+        other_port.endpoint = "h:8443".into();
+        let f =
+            map(ureq::Error::ConnectProxyFailed("proxy server responded 403/Forbidden".into()), &other_port);
         assert!(
             !f.transient && f.reason.contains("port 443") && f.reason.contains("NO_PROXY"),
             "{}",

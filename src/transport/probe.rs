@@ -74,8 +74,8 @@ pub struct Step {
 /// 2. resolve ok: 127.0.0.1:3128 is 127.0.0.1:3128
 /// 3. connect ok: connected to proxy 127.0.0.1:3128
 /// 4. tunnel ok: proxy 127.0.0.1:3128 opened a tunnel to collector.corp:443 (200 Connection established)
-/// 5. TLS ok: collector.corp presented CN=collector.corp; verified, anchored at CN=Corp Root CA (from corp-ca.pem)
-/// 6. HTTP ok: HEAD answered 200
+/// 5. TLS ok: collector.corp presented CN=collector.corp; certificate verified, anchored at CN=Corp Root CA (from corp-ca.pem); TLSv1_3
+/// 6. HTTP ok: HEAD collector.corp:443 answered 200
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
