@@ -53,7 +53,45 @@ pub(crate) struct Timeouts {
 }
 
 impl Forward {
-    pub(crate) fn new(
+    /// Forwarding of requests to `uri` (an `http://` endpoint) through `proxy`. Credentials in
+    /// the endpoint URL become an `Authorization` header, as ureq would send them.
+    pub(crate) fn for_endpoint(
+        proxy: &Proxy,
+        uri: &ureq::http::Uri,
+        trust: &super::tls::Trust,
+        config: &crate::config::Config,
+        headers: &mut Vec<(HeaderName, HeaderValue)>,
+    ) -> Result<Forward, crate::error::Error> {
+        use crate::error::Error;
+        let tls = match proxy.scheme {
+            Scheme::Https => Some(
+                trust
+                    .probe_config()
+                    .map_err(|reason| Error::Certificate { origin: "roots".into(), reason })?
+                    .0,
+            ),
+            _ => None,
+        };
+        let authority = uri.authority().map_or("", |a| a.as_str());
+        let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h).to_string();
+        if let Some((userinfo, _)) = authority.rsplit_once('@') {
+            if !headers.iter().any(|(n, _)| n == ureq::http::header::AUTHORIZATION) {
+                let (u, p) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+                let basic = format!("Basic {}", crate::builder::base64(format!("{u}:{p}").as_bytes()));
+                let mut v = HeaderValue::from_str(&basic).map_err(|_| Error::InvalidUrl {
+                    url: crate::error::redact_url(&config.url),
+                    reason: "invalid user info".into(),
+                })?;
+                v.set_sensitive(true);
+                headers.push((ureq::http::header::AUTHORIZATION, v));
+            }
+        }
+        let path = uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let target = format!("http://{host_port}{path}");
+        Ok(Forward::new(proxy.clone(), target, host_port, tls, config.connect_timeout, config.workers.max(2)))
+    }
+
+    fn new(
         proxy: Proxy,
         target: String,
         host: String,
@@ -419,4 +457,131 @@ fn keep_some(kept: &mut Vec<u8>, data: &[u8], keep: usize) {
 
 fn text(b: Vec<u8>) -> String {
     String::from_utf8_lossy(&b).trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::thread;
+
+    /// A one-connection fake proxy: for each canned answer, reads one request head (and its
+    /// `Content-Length` body), records the head, writes the answer.
+    fn fake_proxy(answers: Vec<&'static str>) -> (Proxy, thread::JoinHandle<Vec<String>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let handle = thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut writer = stream;
+            let mut heads = Vec::new();
+            for answer in answers {
+                let mut head = String::new();
+                let mut len = 0;
+                loop {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    if let Some(v) = line.strip_prefix("Content-Length: ") {
+                        len = v.trim().parse().unwrap();
+                    }
+                    head.push_str(&line);
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let mut body = vec![0; len];
+                reader.read_exact(&mut body).unwrap();
+                heads.push(head);
+                writer.write_all(answer.as_bytes()).unwrap();
+            }
+            heads
+        });
+        (Proxy::parse(&format!("http://u:p%40ss@127.0.0.1:{port}")).unwrap(), handle)
+    }
+
+    fn hops() -> Hops {
+        Hops {
+            endpoint: "collector:8080".into(),
+            endpoint_scheme: "http".into(),
+            proxy: None,
+            roots_note: None,
+        }
+    }
+
+    fn timeouts() -> Timeouts {
+        Timeouts { connect: Duration::from_secs(5), phase: Duration::from_secs(5) }
+    }
+
+    #[test]
+    fn absolute_form_chunked_interim_and_keep_alive() {
+        let (proxy, server) = fake_proxy(vec![
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 503 Busy\r\nTransfer-Encoding: chunked\r\nRetry-After: 7\r\n\r\n4\r\nbusy\r\n7;x=y\r\n, later\r\n0\r\nTrailer: t\r\n\r\n",
+            "HTTP/1.1 204 No Content\r\n\r\n",
+            "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        ]);
+        let f = Forward::new(
+            proxy,
+            "http://collector:8080/ingest?x=1".into(),
+            "collector:8080".into(),
+            None,
+            Duration::from_secs(5),
+            2,
+        );
+        let headers = vec![(HeaderName::from_static("x-team"), HeaderValue::from_static("a"))];
+        let a = f.send(&Method::POST, &headers, &[], b"{}", timeouts(), &hops()).unwrap();
+        assert_eq!((a.status, a.retry_after.as_deref(), a.excerpt.as_str()), (503, Some("7"), "busy, later"));
+        let a = f.send(&Method::POST, &headers, &[], b"{}", timeouts(), &hops()).unwrap();
+        assert_eq!(a.status, 204);
+        let a = f.send(&Method::POST, &headers, &[], b"{}", timeouts(), &hops()).unwrap();
+        assert_eq!((a.status, a.excerpt.as_str()), (200, ""));
+        // HTTP/1.0 without keep-alive: not pooled.
+        assert!(f.idle.lock().is_empty());
+        let heads = server.join().unwrap();
+        assert_eq!(heads.len(), 3, "one connection, kept alive");
+        let first = &heads[0];
+        assert!(
+            first.starts_with("POST http://collector:8080/ingest?x=1 HTTP/1.1\r\nHost: collector:8080\r\n"),
+            "{first}"
+        );
+        assert!(first.contains("x-team: a\r\n") && first.contains("Content-Length: 2\r\n"), "{first}");
+        assert!(first.contains("Proxy-Authorization: Basic dTpwQHNz\r\n"), "{first}");
+    }
+
+    #[test]
+    fn proxy_407_and_squid_403_fail_the_proxy_hop() {
+        let (proxy, server) = fake_proxy(vec![
+            "HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n",
+            "HTTP/1.1 403 Forbidden\r\nX-Squid-Error: ERR_ACCESS_DENIED 0\r\nContent-Length: 6\r\n\r\ndenied",
+            "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n",
+        ]);
+        let f = Forward::new(
+            proxy,
+            "http://collector:8080/".into(),
+            "collector:8080".into(),
+            None,
+            Duration::from_secs(5),
+            2,
+        );
+        let e = f.send(&Method::POST, &[], &[], b"", timeouts(), &hops()).unwrap_err();
+        assert!(!e.transient && e.reason.contains("refused to forward to collector:8080: 407"), "{e:?}");
+        let e = f.send(&Method::POST, &[], &[], b"", timeouts(), &hops()).unwrap_err();
+        assert!(!e.transient && e.reason.contains("ERR_ACCESS_DENIED"), "{e:?}");
+        // A 403 without the proxy's marks is the endpoint's answer.
+        assert_eq!(f.send(&Method::POST, &[], &[], b"", timeouts(), &hops()).unwrap().status, 403);
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn a_silent_peer_times_out_within_the_phase() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let proxy = Proxy::parse(&format!("http://127.0.0.1:{port}")).unwrap();
+        let f = Forward::new(proxy, "http://c/".into(), "c".into(), None, Duration::from_secs(5), 2);
+        let t = Timeouts { connect: Duration::from_secs(5), phase: Duration::from_millis(100) };
+        let began = Instant::now();
+        let e = f.send(&Method::POST, &[], &[], b"", t, &hops()).unwrap_err();
+        assert!(e.transient && e.reason.contains("timed out"), "{e:?}");
+        assert!(began.elapsed() < Duration::from_secs(3), "{:?}", began.elapsed());
+        drop(listener);
+    }
 }

@@ -126,40 +126,7 @@ impl Transport {
         };
         let forward = match &route.proxy {
             Some(p) if forwarded => {
-                let tls = if p.scheme == proxy::Scheme::Https {
-                    Some(
-                        trust
-                            .probe_config()
-                            .map_err(|reason| Error::Certificate { origin: "roots".into(), reason })?
-                            .0,
-                    )
-                } else {
-                    None
-                };
-                let authority = uri.authority().map_or("", |a| a.as_str());
-                let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h).to_string();
-                if let Some((userinfo, _)) = authority.rsplit_once('@') {
-                    if !headers.iter().any(|(n, _)| n == http::header::AUTHORIZATION) {
-                        let (u, p) = userinfo.split_once(':').unwrap_or((userinfo, ""));
-                        let mut v = HeaderValue::from_str(&format!(
-                            "Basic {}",
-                            crate::builder::base64(format!("{u}:{p}").as_bytes())
-                        ))
-                        .map_err(|_| invalid_url("invalid user info".into()))?;
-                        v.set_sensitive(true);
-                        headers.push((http::header::AUTHORIZATION, v));
-                    }
-                }
-                let path = uri.path_and_query().map_or("/", |pq| pq.as_str());
-                let target = format!("http://{host_port}{path}");
-                Some(forward::Forward::new(
-                    p.clone(),
-                    target,
-                    host_port,
-                    tls,
-                    config.connect_timeout,
-                    config.workers.max(2),
-                ))
+                Some(forward::Forward::for_endpoint(p, &uri, &trust, config, &mut headers)?)
             }
             _ => None,
         };
