@@ -25,7 +25,10 @@ impl Builder {
     /// password redacted.
     ///
     /// `https://` endpoints are reached through a `CONNECT` tunnel (TLS stays end to end).
-    /// `http://` endpoints are tunnelled too; see the crate docs' "Corporate networks".
+    /// `http://` endpoints behind an `http://` or `https://` proxy are sent to the proxy in
+    /// absolute form (`POST http://host/path`), as browsers do, so proxies that allow
+    /// `CONNECT` only to port 443 (stock squid) forward them; SOCKS5 tunnels both. See the
+    /// crate docs' "Corporate networks".
     ///
     /// Defaults to the environment: `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` and
     /// `NO_PROXY`, read once by `start()` (see "Corporate networks" in the crate docs for the

@@ -17,8 +17,8 @@ use crate::error::Error;
 ///
 /// | scheme | how it is used | default port |
 /// |---|---|---|
-/// | `http://` | `CONNECT` tunnel to the proxy over plain TCP | 80 |
-/// | `https://` | `CONNECT` tunnel to the proxy over TLS (verified like the endpoint) | 443 |
+/// | `http://` | plain TCP to the proxy; `CONNECT` tunnel for `https://` endpoints, absolute-form requests for `http://` ones | 80 |
+/// | `https://` | the same over TLS to the proxy (verified like the endpoint) | 443 |
 /// | `socks5://` | SOCKS5; the endpoint's name is resolved locally | 1080 |
 /// | `socks5h://` | SOCKS5; the proxy resolves the endpoint's name | 1080 |
 ///
