@@ -30,7 +30,7 @@ pub fn builder(url: impl Into<String>) -> Builder {
 /// an [`Error`] naming the option.
 #[must_use = "a Builder does nothing until `.start()` is called"]
 pub struct Builder {
-    config: Config,
+    pub(crate) config: Config,
 }
 
 impl Builder {
@@ -165,12 +165,13 @@ impl fmt::Debug for Builder {
             .field("connect_timeout", &c.connect_timeout)
             .field("request_timeout", &c.request_timeout)
             .field("shutdown_timeout", &c.shutdown_timeout)
+            .field("net", &c.net)
             .finish_non_exhaustive()
     }
 }
 
 /// Standard base64 with padding (RFC 4648), for basic auth.
-fn base64(input: &[u8]) -> String {
+pub(crate) fn base64(input: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
     for chunk in input.chunks(3) {
@@ -211,5 +212,13 @@ mod tests {
         let b = builder("http://user:pw@127.0.0.1/").bearer_auth("tok123").basic_auth("u", "hunter2");
         let s = format!("{b:?}");
         assert!(!s.contains("tok123") && !s.contains("hunter2") && !s.contains(":pw@"), "{s}");
+        let b = builder("https://h/")
+            .proxy("http://u:proxypw@p:1")
+            .client_cert_pem("cert", "-----BEGIN PRIVATE KEY-----secretkey")
+            .add_root_certs_pem("roots");
+        let s = format!("{b:?}");
+        assert!(s.contains("u:***@p:1") && !s.contains("proxypw") && !s.contains("secretkey"), "{s}");
+        let b = builder("https://h/").proxy("http://u:proxypw@p:x");
+        assert!(!format!("{b:?}").contains("proxypw"));
     }
 }

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use crate::error::{redact_url, Error};
+use crate::net::NetOptions;
 use crate::outcome::OnOutcome;
 use crate::queue::Overflow;
 use crate::retry::Retry;
@@ -33,6 +34,8 @@ pub(crate) struct Config {
     pub(crate) request_timeout: Duration,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) on_outcome: Option<OnOutcome>,
+    /// Proxy and TLS options (`net.rs`).
+    pub(crate) net: NetOptions,
 }
 
 impl Config {
@@ -52,6 +55,7 @@ impl Config {
             request_timeout: Duration::from_secs(15),
             shutdown_timeout: Duration::from_secs(3),
             on_outcome: None,
+            net: NetOptions::default(),
         }
     }
 
