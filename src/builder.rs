@@ -167,12 +167,13 @@ impl fmt::Debug for Builder {
             .field("request_timeout", &c.request_timeout)
             .field("shutdown_timeout", &c.shutdown_timeout)
             .field("life", &c.life)
+            .field("net", &c.net)
             .finish_non_exhaustive()
     }
 }
 
 /// Standard base64 with padding (RFC 4648), for basic auth.
-fn base64(input: &[u8]) -> String {
+pub(crate) fn base64(input: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
     for chunk in input.chunks(3) {
@@ -213,5 +214,13 @@ mod tests {
         let b = builder("http://user:pw@127.0.0.1/").bearer_auth("tok123").basic_auth("u", "hunter2");
         let s = format!("{b:?}");
         assert!(!s.contains("tok123") && !s.contains("hunter2") && !s.contains(":pw@"), "{s}");
+        let b = builder("https://h/")
+            .proxy("http://u:proxypw@p:1")
+            .client_cert_pem("cert", "-----BEGIN PRIVATE KEY-----secretkey")
+            .add_root_certs_pem("roots");
+        let s = format!("{b:?}");
+        assert!(s.contains("u:***@p:1") && !s.contains("proxypw") && !s.contains("secretkey"), "{s}");
+        let b = builder("https://h/").proxy("http://u:proxypw@p:x");
+        assert!(!format!("{b:?}").contains("proxypw"));
     }
 }

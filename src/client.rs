@@ -95,6 +95,28 @@ impl Client {
         self.shared.ledger.wait_idle(deadline, || queue.queued_bytes())
     }
 
+    /// Runs one `HEAD` request through the configured path (proxy, tunnel, TLS) on this
+    /// thread and returns a step-by-step [`Diagnosis`](crate::Diagnosis): which route was
+    /// chosen and why, DNS, TCP, the proxy's answer to `CONNECT`, the endpoint's certificate
+    /// and the root that verified it, and the HTTP status. Use it to debug a corporate setup
+    /// in one call. Independent of the queue: it works during and after shutdown too.
+    ///
+    /// ```no_run
+    /// let guard = posthaste::builder("https://collector.corp/ingest")
+    ///     .proxy("http://proxy.corp:3128")
+    ///     .add_root_certs_pem_file("corp-ca.pem")
+    ///     .start()?;
+    /// let diagnosis = guard.client().probe();
+    /// print!("{diagnosis}");
+    /// if let Some(step) = diagnosis.failure() {
+    ///     eprintln!("failed at {:?}: {}", step.kind, step.detail);
+    /// }
+    /// # Ok::<(), posthaste::Error>(())
+    /// ```
+    pub fn probe(&self) -> crate::Diagnosis {
+        crate::transport::probe::run(&self.shared.transport)
+    }
+
     /// True once shutdown has begun (`send` then returns `Closed`).
     pub fn is_closed(&self) -> bool {
         self.shared.queue.is_closed()

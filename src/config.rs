@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::error::{redact_url, Error};
 use crate::lifecycle::LifeOptions;
+use crate::net::NetOptions;
 use crate::outcome::OnOutcome;
 use crate::queue::Overflow;
 use crate::retry::Retry;
@@ -36,6 +37,8 @@ pub(crate) struct Config {
     pub(crate) on_outcome: Option<OnOutcome>,
     /// Hooks, spilling, sending after shutdown, circuit breaker, retry budget.
     pub(crate) life: LifeOptions,
+    /// Proxy and TLS options (`net.rs`).
+    pub(crate) net: NetOptions,
 }
 
 impl Config {
@@ -56,6 +59,7 @@ impl Config {
             shutdown_timeout: Duration::from_secs(3),
             on_outcome: None,
             life: LifeOptions::default(),
+            net: NetOptions::default(),
         }
     }
 

@@ -60,6 +60,9 @@ pub struct Report {
     /// Workers still stuck (for example in a blocking read) when shutdown returned; they were
     /// detached and end on their own, their events already settled as `Abandoned`.
     pub detached_workers: usize,
+    /// Non-fatal problems found by `start()`: root certificates from the OS store that failed
+    /// to load, TLS verification disabled through [`Builder::dangerous`](crate::Builder::dangerous).
+    pub warnings: Vec<String>,
 }
 
 impl fmt::Display for Report {
@@ -82,7 +85,11 @@ impl fmt::Display for Report {
             s.bytes_sent,
             self.elapsed.as_secs_f64(),
             if self.deadline_reached { " (deadline reached)" } else { "" },
-        )
+        )?;
+        for w in &self.warnings {
+            write!(f, "\nwarning: {w}")?;
+        }
+        Ok(())
     }
 }
 
@@ -236,8 +243,13 @@ fn shutdown_locked(
         }
     }
     // 6. Report.
-    let report =
-        Report { stats: shared.stats(), elapsed: began.elapsed(), deadline_reached, detached_workers };
+    let report = Report {
+        stats: shared.stats(),
+        elapsed: began.elapsed(),
+        deadline_reached,
+        detached_workers,
+        warnings: shared.transport.warnings().to_vec(),
+    };
     life.report = Some(report.clone());
     report
 }

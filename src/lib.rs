@@ -53,6 +53,47 @@
 //! settles the rest as `Cancelled`/`Abandoned` and returns a [`Report`]. It never waits past
 //! the deadline, even on an endpoint that accepts connections and never answers.
 //!
+//! # Corporate networks
+//!
+//! ```no_run
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let guard = posthaste::builder("https://logs.corp.example/ingest")
+//!         .bearer_auth(std::env::var("LOG_TOKEN")?)
+//!         .proxy("http://svc-logs:s3cr%40t@proxy.corp.example:3128")
+//!         .add_root_certs_pem_file("/etc/pki/corp-root-ca.pem")
+//!         .start()?;
+//!     print!("{}", guard.client().probe()); // route, DNS, TCP, tunnel, TLS (which root), HTTP
+//!     Ok(())
+//! }
+//! ```
+//!
+//! **Proxies.** [`Builder::proxy`] takes `http://`, `https://`, `socks5://` and `socks5h://`
+//! URLs with optional percent-encoded `user:password@`, or a [`Proxy`]; [`Builder::no_proxy`]
+//! connects directly. Otherwise `start()` reads the environment once: for `https://` endpoints
+//! `https_proxy`/`HTTPS_PROXY`, for `http://` ones `http_proxy`/`HTTP_PROXY` (the uppercase one
+//! is ignored under CGI, when `REQUEST_METHOD` is set), then `all_proxy`/`ALL_PROXY`; lowercase
+//! wins over uppercase, empty means unset. `no_proxy`/`NO_PROXY` then exempts endpoints: a
+//! comma list (entries trimmed), `*`, domains that also match their subdomains (`example.com`,
+//! `.example.com`), IP addresses, CIDR networks (`10.0.0.0/8`), each optionally with `:port`.
+//! Loopback is not exempted implicitly. Precedence: `no_proxy()` › `proxy(…)` › environment.
+//!
+//! `https://` endpoints go through a `CONNECT` tunnel. `http://` endpoints behind an HTTP(S)
+//! proxy are sent to the proxy in absolute form (`POST http://host/path`), as browsers do, so a
+//! stock squid (which allows `CONNECT` to port 443 only) forwards them. SOCKS5 tunnels both.
+//!
+//! **Trust.** Roots are the bundled Mozilla set, the OS store (honouring `SSL_CERT_FILE` and
+//! `SSL_CERT_DIR`), and yours ([`Builder::add_root_certs_pem_file`],
+//! [`Builder::add_root_certs_pem`]); [`Builder::only_custom_roots`] keeps only yours. Client
+//! certificates: [`Builder::client_cert_pem_files`] (PKCS#8, PKCS#1 or SEC1 keys). Verification
+//! is always on, except through the explicitly named [`Builder::dangerous`] door. Problems
+//! loading the OS store are [`Report::warnings`], not errors.
+//!
+//! **Failures name the hop.** TLS verification failures (unknown issuer, wrong name, expired,
+//! refused client certificate), proxy `407`/`403` and SOCKS5 authentication failures are
+//! `Failed` at once, not retried, with reasons such as `proxy 127.0.0.1:3128 refused CONNECT to
+//! collector:443: 407 Proxy Authentication Required: …`. Refused connections and DNS failures
+//! are retried. [`Client::probe`] diagnoses the whole path in one call.
+//!
 //! # Defaults
 //!
 //! | option | default |
@@ -73,6 +114,10 @@
 //! | [`Builder::panic_hook`] / [`Builder::panic_timeout`] | off / 2 s |
 //! | [`Builder::after_shutdown`] | [`AfterShutdown::Refuse`] |
 //! | [`Builder::spill_dir`] / [`Builder::spill_max_bytes`] / [`Builder::spill_replay`] | none / 64 MiB / on |
+//! | [`Builder::proxy`] | from the environment (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`) |
+//! | [`Builder::add_root_certs_pem_file`] | bundled Mozilla roots + OS store, nothing added |
+//! | [`Builder::client_cert_pem_files`] | no client certificate |
+//! | [`Dangerous::accept_invalid_certs`] | off: certificates are always verified |
 
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
@@ -87,6 +132,7 @@ mod event;
 mod gate;
 mod guard;
 mod lifecycle;
+mod net;
 mod outcome;
 mod queue;
 mod retry;
@@ -103,10 +149,13 @@ pub use event::Event;
 pub use gate::{Circuit, CircuitBreaker, RetryBudget};
 pub use guard::{Guard, Report};
 pub use lifecycle::AfterShutdown;
+pub use net::Dangerous;
 pub use outcome::{Outcome, Receipt};
 pub use queue::Overflow;
 pub use retry::Retry;
 pub use stats::Stats;
+pub use transport::probe::{Diagnosis, Step, StepKind};
+pub use transport::proxy::{IntoProxy, Proxy};
 
 #[cfg(test)]
 mod tests {
@@ -120,5 +169,7 @@ mod tests {
         assert_send_sync::<crate::Event>();
         assert_send_sync::<crate::SendError>();
         assert_send_sync::<crate::Error>();
+        assert_send_sync::<crate::Proxy>();
+        assert_send_sync::<crate::Diagnosis>();
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use posthaste::{Outcome, Retry};
 use serde_json::json;
-use support::tls_fault::UntrustedTls;
+use support::tls::{Ca, TlsServer};
 use support::{assert_invariant, Reply, Request, Sink, PATIENCE};
 
 /// Where the row's event goes.
@@ -224,7 +224,11 @@ fn run(row: &Row) {
         Target::Sink(script) => sink.insert(Sink::with(script)).url(),
         Target::Refused => format!("http://127.0.0.1:{}/ingest", support::closed_port()),
         Target::Unresolvable => "http://posthaste-fault-matrix.invalid/ingest".to_string(),
-        Target::UntrustedTls => tls.insert(UntrustedTls::start()).url(),
+        Target::UntrustedTls => {
+            // A CA made now, which no client trusts.
+            let leaf = Ca::new("posthaste fault matrix unknown CA").server(&["127.0.0.1"]);
+            tls.insert(TlsServer::start(&leaf, None)).url()
+        }
     };
     let guard = posthaste::builder(url)
         .workers(1)
@@ -275,7 +279,8 @@ fn run(row: &Row) {
         }
     }
     if let Some(tls) = &tls {
-        assert_eq!(tls.connections(), 1, "one handshake, not retried");
+        assert_eq!(tls.handshakes(), 0, "the client refused the certificate");
+        assert!(tls.requests().is_empty());
     }
 }
 

@@ -1,10 +1,15 @@
-//! The transport: the only user of ureq (and, later, rustls).
+//! The transport: the only user of ureq and rustls.
 //!
-//! Owns the agent configuration (set against the traps in DESIGN.md), request building, reading
-//! the answer, and mapping ureq's errors to [`Fault`]s with a reason that names the hop. Nothing
-//! of ureq leaks out of this module.
+//! Owns the agent configuration (set against the traps in DESIGN.md), the route (proxy or
+//! direct, chosen once in `start()`), trust (roots, client certificate), request building,
+//! reading the answer, mapping ureq's errors to [`Fault`]s with a reason that names the hop, and
+//! the step-by-step probe. Nothing of ureq or rustls leaks out of this module.
 
 mod fault;
+mod forward;
+pub(crate) mod probe;
+pub(crate) mod proxy;
+pub(crate) mod tls;
 
 use std::io::Read;
 use std::time::Duration;
@@ -16,6 +21,9 @@ use crate::config::Config;
 use crate::error::Error;
 
 pub(crate) use fault::Fault;
+use fault::Hops;
+use proxy::Route;
+use tls::Trust;
 
 /// How much of a response body is read (to let the connection be reused); beyond this the
 /// connection is dropped instead.
@@ -39,6 +47,12 @@ pub(crate) struct Transport {
     headers: Vec<(HeaderName, HeaderValue)>,
     connect_timeout: Duration,
     request_timeout: Duration,
+    route: Route,
+    hops: Hops,
+    trust: Trust,
+    /// Set for an `http://` endpoint behind an HTTP(S) proxy: requests are forwarded in
+    /// absolute form instead of tunnelled (see `forward.rs`).
+    forward: Option<forward::Forward>,
 }
 
 pub(crate) fn check_url(url: &str) -> Result<(), String> {
@@ -93,6 +107,37 @@ impl Transport {
         })?;
         headers.push((http::header::CONTENT_TYPE, content_type));
 
+        // The route (read from the environment unless set explicitly) and trust, both once.
+        let scheme = uri.scheme_str().unwrap_or("http").to_string();
+        let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
+        let port = uri.port_u16().unwrap_or(if scheme == "https" { 443 } else { 80 });
+        let route = proxy::choose(&config.net.proxy, &scheme, &host, port, &|name| std::env::var(name).ok())?;
+        let proxy_tls = route.proxy.as_ref().is_some_and(|p| p.scheme == proxy::Scheme::Https);
+        let trust = tls::load(&config.net.tls, scheme == "https" || proxy_tls)?;
+        let forwarded = scheme == "http" && route.proxy.as_ref().is_some_and(|p| !p.scheme.is_socks());
+        let ureq_proxy = match &route.proxy {
+            None => None,
+            Some(_) if forwarded => None,
+            Some(p) => Some(p.to_ureq().map_err(|reason| Error::InvalidProxy {
+                source: route.why.clone(),
+                url: p.to_string(),
+                reason,
+            })?),
+        };
+        let forward = match &route.proxy {
+            Some(p) if forwarded => {
+                Some(forward::Forward::for_endpoint(p, &uri, &trust, config, &mut headers)?)
+            }
+            _ => None,
+        };
+        let roots_note = (!trust.warnings.is_empty()).then(|| trust.warnings.join("; "));
+        let hops = Hops {
+            endpoint: endpoint_of(&uri),
+            endpoint_scheme: scheme,
+            proxy: route.proxy.as_ref().map(|p| (p.authority(), p.scheme)),
+            roots_note,
+        };
+
         let agent_config = Agent::config_builder()
             // Non-2xx answers are data for the classifier, not errors.
             .http_status_as_error(false)
@@ -109,8 +154,10 @@ impl Transport {
             // One keep-alive connection per worker at least.
             .max_idle_connections_per_host(config.workers.max(2))
             .max_idle_connections(config.workers.max(2) * 2)
-            // ureq would read proxy variables on its own; proxies are configured explicitly.
-            .proxy(None)
+            // ureq would read proxy variables on its own (and not trim NO_PROXY entries): the
+            // route is chosen by `proxy::choose` and given explicitly.
+            .proxy(ureq_proxy)
+            .tls_config(trust.ureq_config())
             .no_delay(true)
             .user_agent(concat!("posthaste/", env!("CARGO_PKG_VERSION")))
             .build();
@@ -121,14 +168,25 @@ impl Transport {
             headers,
             connect_timeout: config.connect_timeout,
             request_timeout: config.request_timeout,
+            route,
+            hops,
+            trust,
+            forward,
         })
     }
 
     /// The endpoint as `host:port`, for messages.
     pub(crate) fn endpoint(&self) -> String {
-        let port =
-            self.uri.port_u16().unwrap_or(if self.uri.scheme_str() == Some("https") { 443 } else { 80 });
-        format!("{}:{}", self.uri.host().unwrap_or("?"), port)
+        match &self.route.proxy {
+            None => endpoint_of(&self.uri),
+            Some(p) => format!("{} (through proxy {})", endpoint_of(&self.uri), p.authority()),
+        }
+    }
+
+    /// Non-fatal problems found in `start()` (root certificates that failed to load,
+    /// disabled verification), for the report and the probe.
+    pub(crate) fn warnings(&self) -> &[String] {
+        &self.trust.warnings
     }
 
     /// Sends one request with `body`. `extra` headers are added to the configured ones.
@@ -139,7 +197,26 @@ impl Transport {
         extra: &[(&'static str, String)],
         time_left: Option<Duration>,
     ) -> Result<Answer, Fault> {
-        let mut builder = http::Request::builder().method(self.method.clone()).uri(self.uri.clone());
+        self.send_as(self.method.clone(), body, extra, time_left)
+    }
+
+    /// Like `send`, with another method (the probe sends `HEAD`).
+    pub(crate) fn send_as(
+        &self,
+        method: Method,
+        body: &[u8],
+        extra: &[(&'static str, String)],
+        time_left: Option<Duration>,
+    ) -> Result<Answer, Fault> {
+        if let Some(fwd) = &self.forward {
+            let left = time_left.unwrap_or(Duration::MAX);
+            let timeouts = forward::Timeouts {
+                connect: self.connect_timeout.min(left),
+                phase: self.request_timeout.min(left),
+            };
+            return fwd.send(&method, &self.headers, extra, body, timeouts, &self.hops);
+        }
+        let mut builder = http::Request::builder().method(method).uri(self.uri.clone());
         for (name, value) in &self.headers {
             builder = builder.header(name, value);
         }
@@ -163,7 +240,7 @@ impl Transport {
                     .build()
             }
         };
-        let mut response = self.agent.run(request).map_err(|e| fault::map(e, &self.endpoint()))?;
+        let mut response = self.agent.run(request).map_err(|e| fault::map(e, &self.hops))?;
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
@@ -174,6 +251,12 @@ impl Transport {
         let excerpt = read_body(response.body_mut().as_reader(), keep);
         Ok(Answer { status, retry_after, excerpt })
     }
+}
+
+/// `host:port` of a URI (IPv6 in brackets).
+fn endpoint_of(uri: &Uri) -> String {
+    let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
+    format!("{}:{}", uri.host().unwrap_or("?"), port)
 }
 
 /// Reads the body to its end (so the connection can be reused) up to `MAX_RESPONSE_BODY`,

@@ -2,8 +2,9 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of it.
 
+pub mod proxy;
 pub mod sink;
-pub mod tls_fault;
+pub mod tls;
 
 #[allow(unused_imports)]
 pub use sink::{Progress, Reply, Request, Sink};

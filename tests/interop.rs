@@ -1,0 +1,264 @@
+//! Interop with real peers: squid (forward proxy with basic authentication), nginx (TLS with a
+//! generated CA, mTLS with `ssl_verify_client on`, plain HTTP) and mitmproxy (a TLS-intercepting
+//! gateway). `scripts/interop.sh` installs and starts them on 127.0.0.1 and runs these tests
+//! with the `INTEROP_*` variables set; plain `cargo test` skips them.
+
+mod support;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use posthaste::{Outcome, StepKind};
+use serde_json::json;
+use support::PATIENCE;
+
+const WHY: &str = "needs squid/nginx/mitmproxy: run scripts/interop.sh";
+
+struct Env {
+    dir: PathBuf,
+    nginx_tls: u16,
+    nginx_mtls: u16,
+    nginx_http: u16,
+    squid: String,
+    mitm: String,
+    user: String,
+    password: String,
+}
+
+fn env() -> Env {
+    let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: {WHY}"));
+    let port = |name: &str| var(name).parse::<u16>().unwrap();
+    Env {
+        dir: PathBuf::from(var("INTEROP_DIR")),
+        nginx_tls: port("INTEROP_NGINX_TLS"),
+        nginx_mtls: port("INTEROP_NGINX_MTLS"),
+        nginx_http: port("INTEROP_NGINX_HTTP"),
+        squid: var("INTEROP_SQUID"),
+        mitm: var("INTEROP_MITM"),
+        user: var("INTEROP_USER"),
+        password: var("INTEROP_PASSWORD"),
+    }
+}
+
+impl Env {
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// The squid URL with the credentials percent-encoded.
+    fn squid_url(&self, password: &str) -> String {
+        let enc: String = password
+            .bytes()
+            .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+            .collect();
+        format!("http://{}:{enc}@{}", self.user, self.squid)
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.file(name)).unwrap_or_default()
+    }
+
+    /// Waits until `name` has a line containing every needle. Servers write their logs on their
+    /// own schedule (squid logs a tunnel when it closes), so this polls the file, bounded.
+    fn wait_for_line(&self, name: &str, needles: &[&str]) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let text = self.log(name);
+            if let Some(line) = text.lines().find(|l| needles.iter().all(|n| l.contains(n))) {
+                return line.to_string();
+            }
+            assert!(Instant::now() < deadline, "no line with {needles:?} in {name}:\n{text}");
+            // Polls an external process's log file: there is no event to wait on.
+            poll_interval(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Waits `d` between two looks at a log file (a receive on a channel nobody sends on).
+fn poll_interval(d: Duration) {
+    let (_tx, rx) = std::sync::mpsc::channel::<()>();
+    let _ = rx.recv_timeout(d);
+}
+
+/// A unique marker per test run, sent as a header and found in nginx's log.
+fn run_id(test: &str) -> String {
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+    format!("{test}-{}-{nanos}", std::process::id())
+}
+
+fn send(b: posthaste::Builder, run: &str, n: usize) -> (Vec<Outcome>, posthaste::Report) {
+    let guard = b.header("X-Interop-Run", run).retry(support::fast_retry()).start().expect("start");
+    let client = guard.client();
+    let receipts: Vec<_> =
+        (0..n).map(|i| client.send_tracked(json!({"run": run, "i": i})).unwrap()).collect();
+    let outcomes = receipts.iter().map(|r| r.wait(PATIENCE).expect("settled")).collect();
+    (outcomes, guard.shutdown())
+}
+
+fn all_delivered(outcomes: &[Outcome]) {
+    assert!(outcomes.iter().all(Outcome::is_delivered), "{outcomes:?}");
+}
+
+fn failed_once(o: &Outcome) -> &str {
+    match o {
+        Outcome::Failed { reason, attempts: 1 } => reason,
+        other => panic!("expected a permanent failure, got {other:?}"),
+    }
+}
+
+#[test]
+#[ignore = "needs squid/nginx/mitmproxy: run scripts/interop.sh"]
+fn a_https_through_squid_with_basic_auth_reaches_nginx() {
+    let e = env();
+    let run = run_id("a");
+    let url = format!("https://127.0.0.1:{}/ingest", e.nginx_tls);
+    let b =
+        posthaste::builder(&url).proxy(e.squid_url(&e.password)).add_root_certs_pem_file(e.file("ca.pem"));
+    let (outcomes, report) = send(b, &run, 5);
+    all_delivered(&outcomes);
+    assert_eq!(report.stats.delivered, 5);
+    // nginx saw each POST, over TLS; squid logged the tunnel with the user name.
+    let line = e.wait_for_line("nginx-tls.log", &["\"POST /ingest HTTP/1.1\" 200", &run]);
+    assert!(line.starts_with("127.0.0.1 "), "{line}");
+    let seen = e.log("nginx-tls.log").lines().filter(|l| l.contains(&run)).count();
+    assert_eq!(seen, 5);
+    e.wait_for_line("squid-access.log", &["CONNECT", &format!("127.0.0.1:{}", e.nginx_tls), &e.user]);
+
+    // The probe shows each hop through squid.
+    let guard = posthaste::builder(&url)
+        .proxy(e.squid_url(&e.password))
+        .add_root_certs_pem_file(e.file("ca.pem"))
+        .start()
+        .unwrap();
+    let d = guard.client().probe();
+    assert!(d.is_ok(), "{d}");
+    assert!(d.step(StepKind::Tunnel).unwrap().detail.contains("opened a tunnel"), "{d}");
+    assert!(d.step(StepKind::Tls).unwrap().detail.contains("anchored at CN=posthaste interop CA"), "{d}");
+    println!("{d}");
+}
+
+#[test]
+#[ignore = "needs squid/nginx/mitmproxy: run scripts/interop.sh"]
+fn a_squid_refusals_are_permanent_failures() {
+    let e = env();
+    let url = format!("https://127.0.0.1:{}/ingest", e.nginx_tls);
+    let b = posthaste::builder(&url).proxy(e.squid_url("wrong")).add_root_certs_pem_file(e.file("ca.pem"));
+    let (outcomes, report) = send(b, &run_id("a-bad"), 1);
+    let reason = failed_once(&outcomes[0]);
+    assert!(
+        reason.starts_with(&format!("proxy {} refused CONNECT", e.squid)) && reason.contains("407"),
+        "{reason}"
+    );
+    assert_eq!(report.stats.retries, 0);
+
+    // Stock squid allows CONNECT only to SSL_ports: a TLS endpoint on another port is refused.
+    let elsewhere = format!("https://127.0.0.1:{}/ingest", e.nginx_http);
+    let b = posthaste::builder(&elsewhere).proxy(e.squid_url(&e.password));
+    let (outcomes, report) = send(b, &run_id("a-403"), 1);
+    let reason = failed_once(&outcomes[0]);
+    let expected = format!("proxy {} refused CONNECT to 127.0.0.1:{}: 403", e.squid, e.nginx_http);
+    assert!(
+        reason.starts_with(&expected) && reason.contains("policy") && reason.contains("port 443"),
+        "{reason}"
+    );
+    assert_eq!(report.stats.retries, 0);
+}
+
+#[test]
+#[ignore = "needs squid/nginx/mitmproxy: run scripts/interop.sh"]
+fn b_mtls_against_nginx_with_ssl_verify_client_on() {
+    let e = env();
+    let run = run_id("b");
+    let url = format!("https://127.0.0.1:{}/ingest", e.nginx_mtls);
+    // The key is SEC1 ("EC PRIVATE KEY"), as openssl writes it.
+    let b = posthaste::builder(&url)
+        .add_root_certs_pem_file(e.file("ca.pem"))
+        .client_cert_pem_files(e.file("client.pem"), e.file("client.key"));
+    let (outcomes, _) = send(b, &run, 3);
+    all_delivered(&outcomes);
+    let line = e.wait_for_line("nginx-mtls.log", &["\"POST /ingest HTTP/1.1\" 200", &run]);
+    assert!(line.contains("CN=posthaste-interop-client"), "{line}");
+
+    // Through squid too: the client certificate is end to end, inside the tunnel.
+    let run2 = run_id("b-squid");
+    let b = posthaste::builder(&url)
+        .proxy(e.squid_url(&e.password))
+        .add_root_certs_pem_file(e.file("ca.pem"))
+        .client_cert_pem_files(e.file("client.pem"), e.file("client.key"));
+    all_delivered(&send(b, &run2, 1).0);
+    e.wait_for_line("nginx-mtls.log", &[&run2, "CN=posthaste-interop-client"]);
+
+    // Without a client certificate nginx answers 400 ("No required SSL certificate was sent")
+    // over TLS 1.3, or refuses the handshake: either way it is not delivered, and not retried.
+    let b = posthaste::builder(&url).add_root_certs_pem_file(e.file("ca.pem"));
+    let (outcomes, report) = send(b, &run_id("b-none"), 1);
+    match &outcomes[0] {
+        Outcome::Rejected { status: 400, attempts: 1, reason } => {
+            assert!(reason.contains("No required SSL certificate was sent"), "{reason}")
+        }
+        Outcome::Failed { reason, attempts: 1 } => assert!(reason.contains("client certificate"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(report.stats.retries, 0);
+}
+
+#[test]
+#[ignore = "needs squid/nginx/mitmproxy: run scripts/interop.sh"]
+fn c_mitmproxy_intercepts_when_its_ca_is_trusted_and_fails_cleanly_otherwise() {
+    let e = env();
+    let url = format!("https://127.0.0.1:{}/ingest", e.nginx_tls);
+    let mitm = format!("http://{}", e.mitm);
+    let mitm_ca = e.file("mitm/mitmproxy-ca-cert.pem");
+
+    // Trusting only mitmproxy's CA (not nginx's): delivery works, so the certificate we
+    // verified was mitmproxy's, re-signed for the endpoint.
+    let run = run_id("c");
+    let b = posthaste::builder(&url).proxy(&mitm).add_root_certs_pem_file(&mitm_ca).only_custom_roots();
+    let (outcomes, _) = send(b, &run, 3);
+    all_delivered(&outcomes);
+    e.wait_for_line("nginx-tls.log", &["\"POST /ingest HTTP/1.1\" 200", &run]);
+    let guard = posthaste::builder(&url)
+        .proxy(&mitm)
+        .add_root_certs_pem_file(&mitm_ca)
+        .only_custom_roots()
+        .start()
+        .unwrap();
+    let d = guard.client().probe();
+    assert!(d.step(StepKind::Tls).unwrap().detail.contains("anchored at CN=mitmproxy"), "{d}");
+    drop(guard);
+
+    // Without it: a permanent failure naming the hop, the cause, and the fix.
+    let b = posthaste::builder(&url).proxy(&mitm).add_root_certs_pem_file(e.file("ca.pem"));
+    let (outcomes, report) = send(b, &run_id("c-untrusted"), 1);
+    let reason = failed_once(&outcomes[0]);
+    assert!(reason.contains(&format!("through proxy {}", e.mitm)), "{reason}");
+    assert!(reason.contains("unknown issuer") && reason.contains("intercepting"), "{reason}");
+    assert_eq!(report.stats.retries, 0);
+}
+
+#[test]
+#[ignore = "needs squid/nginx/mitmproxy: run scripts/interop.sh"]
+fn d_plain_http_through_squid_is_forwarded() {
+    let e = env();
+    let run = run_id("d");
+    let url = format!("http://127.0.0.1:{}/ingest", e.nginx_http);
+    let (outcomes, _) = send(posthaste::builder(&url).proxy(e.squid_url(&e.password)), &run, 5);
+    all_delivered(&outcomes);
+    // Forwarded in absolute form (no CONNECT, which squid refuses for this port), with the user.
+    e.wait_for_line(
+        "squid-access.log",
+        &["POST", &format!("http://127.0.0.1:{}/ingest", e.nginx_http), &e.user],
+    );
+    assert_eq!(e.log("nginx-http.log").lines().filter(|l| l.contains(&run)).count(), 5);
+    let tunnel = format!("CONNECT 127.0.0.1:{}", e.nginx_http);
+    assert!(!e.log("squid-access.log").lines().any(|l| l.contains("TCP_TUNNEL") && l.contains(&tunnel)));
+
+    // Wrong password: squid's 407 is a permanent failure of the proxy hop.
+    let (outcomes, _) = send(posthaste::builder(&url).proxy(e.squid_url("wrong")), &run_id("d-bad"), 1);
+    let reason = failed_once(&outcomes[0]);
+    assert!(
+        reason.starts_with(&format!("proxy {} refused to forward", e.squid)) && reason.contains("407"),
+        "{reason}"
+    );
+}
