@@ -129,7 +129,8 @@ impl Builder {
 
     /// Calls `f` once for every event with its final outcome, on whichever thread settles it
     /// (a worker, a producer for overflow drops, or the shutdown path). Keep it quick; a panic
-    /// in it is caught and ignored. Defaults to none.
+    /// in it is caught, counted in [`Stats::panics`](crate::Stats::panics) and otherwise
+    /// ignored. Defaults to none.
     pub fn on_outcome<F>(mut self, f: F) -> Builder
     where
         F: Fn(&Event, &Outcome) + Send + Sync + 'static,
@@ -165,6 +166,7 @@ impl fmt::Debug for Builder {
             .field("connect_timeout", &c.connect_timeout)
             .field("request_timeout", &c.request_timeout)
             .field("shutdown_timeout", &c.shutdown_timeout)
+            .field("life", &c.life)
             .field("net", &c.net)
             .finish_non_exhaustive()
     }

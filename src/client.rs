@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::SendError;
 use crate::event::Event;
+use crate::lifecycle::{self, AfterShutdown};
 use crate::outcome::{Envelope, Receipt};
 use crate::queue::PushError;
 use crate::shared::Shared;
@@ -35,7 +36,9 @@ impl Client {
     ///
     /// # Errors
     /// [`SendError::Full`] if the overflow policy dropped it (counted in `dropped`),
-    /// [`SendError::Closed`] after shutdown began (not counted). Both hand the event back.
+    /// [`SendError::Closed`] after shutdown began (not counted; unless
+    /// [`AfterShutdown::SendSync`](crate::AfterShutdown::SendSync) is configured, which sends
+    /// it on this thread instead). Both hand the event back.
     ///
     /// ```
     /// # let guard = posthaste::builder("http://127.0.0.1:9/").start().unwrap();
@@ -70,7 +73,7 @@ impl Client {
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
-        self.shared.ledger.counters.snapshot(self.shared.queue.queued_bytes())
+        self.shared.stats()
     }
 
     /// Waits until every event sent so far has settled (nothing queued or in flight), with
@@ -124,7 +127,13 @@ impl Client {
         match self.shared.queue.push(Envelope { event, size, receipt }, &self.shared.ledger) {
             Ok(()) => Ok(()),
             Err(PushError::Full(env)) => Err(SendError::Full(env.event)),
-            Err(PushError::Closed(env)) => Err(SendError::Closed(env.event)),
+            Err(PushError::Closed(env)) => match self.shared.config.life.after_shutdown {
+                AfterShutdown::SendSync(timeout) => {
+                    lifecycle::send_now(&self.shared, env, timeout);
+                    Ok(())
+                }
+                _ => Err(SendError::Closed(env.event)),
+            },
         }
     }
 }

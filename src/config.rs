@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use crate::error::{redact_url, Error};
+use crate::lifecycle::LifeOptions;
 use crate::net::NetOptions;
 use crate::outcome::OnOutcome;
 use crate::queue::Overflow;
@@ -34,6 +35,8 @@ pub(crate) struct Config {
     pub(crate) request_timeout: Duration,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) on_outcome: Option<OnOutcome>,
+    /// Hooks, spilling, sending after shutdown, circuit breaker, retry budget.
+    pub(crate) life: LifeOptions,
     /// Proxy and TLS options (`net.rs`).
     pub(crate) net: NetOptions,
 }
@@ -55,6 +58,7 @@ impl Config {
             request_timeout: Duration::from_secs(15),
             shutdown_timeout: Duration::from_secs(3),
             on_outcome: None,
+            life: LifeOptions::default(),
             net: NetOptions::default(),
         }
     }
@@ -92,6 +96,7 @@ impl Config {
         duration("connect_timeout", self.connect_timeout, Duration::from_millis(1), HOUR)?;
         duration("request_timeout", self.request_timeout, Duration::from_millis(1), HOUR)?;
         duration("shutdown_timeout", self.shutdown_timeout, Duration::ZERO, 10 * MINUTE)?;
+        self.life.validate()?;
         Ok(())
     }
 }

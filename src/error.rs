@@ -54,6 +54,13 @@ pub enum Error {
     },
     /// The operating system refused to start a worker thread.
     Spawn(std::io::Error),
+    /// The spill directory ([`Builder::spill_dir`](crate::Builder::spill_dir)) can't be used.
+    Spill {
+        /// The directory as given.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -67,6 +74,7 @@ impl fmt::Display for Error {
             }
             Error::Certificate { origin, reason } => write!(f, "certificate {origin}: {reason}"),
             Error::Spawn(e) => write!(f, "could not start a worker thread: {e}"),
+            Error::Spill { path, reason } => write!(f, "spill directory {path:?}: {reason}"),
         }
     }
 }

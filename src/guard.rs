@@ -15,8 +15,9 @@ use crossbeam_channel::RecvTimeoutError;
 use crate::client::Client;
 use crate::config::Config;
 use crate::error::Error;
+use crate::lifecycle;
 use crate::outcome::Outcome;
-use crate::shared::Shared;
+use crate::shared::{Lifecycle, Shared};
 use crate::stats::{From, Stats};
 use crate::transport::Transport;
 use crate::worker;
@@ -69,8 +70,8 @@ impl fmt::Display for Report {
         let s = &self.stats;
         write!(
             f,
-            "posthaste: {} submitted, {} delivered, {} rejected, {} failed, {} dropped, {} cancelled, {} abandoned \
-             ({} requests, {} retries, {} bytes) in {:.3}s shutdown{}",
+            "posthaste: {} submitted, {} delivered, {} rejected, {} failed, {} dropped, {} cancelled, {} abandoned, \
+             {} spilled ({} requests, {} retries, {} bytes) in {:.3}s shutdown{}",
             s.submitted,
             s.delivered,
             s.rejected,
@@ -78,6 +79,7 @@ impl fmt::Display for Report {
             s.dropped,
             s.cancelled,
             s.abandoned,
+            s.spilled,
             s.requests,
             s.retries,
             s.bytes_sent,
@@ -94,8 +96,11 @@ impl fmt::Display for Report {
 impl Guard {
     pub(crate) fn start(config: Config) -> Result<Guard, Error> {
         let transport = Transport::new(&config)?;
+        let prepared = lifecycle::prepare(&config)?;
         let workers = config.workers;
-        let shared = Arc::new(Shared::new(config, transport));
+        let shared = Arc::new(Shared::new(config, transport, prepared.spill.clone()));
+        // Spilled events of earlier runs go ahead of everything (workers take them first).
+        lifecycle::replay(&shared);
         let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
         let mut handles = Vec::with_capacity(workers);
         for index in 0..workers {
@@ -119,6 +124,10 @@ impl Guard {
             life.handles = handles;
             life.done_rx = Some(done_rx);
         }
+        if let Err(e) = lifecycle::install(&shared, prepared) {
+            shutdown(&shared, Instant::now());
+            return Err(e);
+        }
         Ok(Guard { shared })
     }
 
@@ -129,7 +138,7 @@ impl Guard {
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
-        self.shared.ledger.counters.snapshot(self.shared.queue.queued_bytes())
+        self.shared.stats()
     }
 
     /// Waits until every event sent so far has settled, with retries on, or until `timeout`.
@@ -174,7 +183,21 @@ impl fmt::Debug for Guard {
 
 /// The one shutdown path. Idempotent: later calls return the first call's report.
 pub(crate) fn shutdown(shared: &Shared, deadline: Instant) -> Report {
-    let mut life = shared.lifecycle.lock();
+    shutdown_locked(shared, shared.lifecycle.lock(), deadline)
+}
+
+/// Like [`shutdown`], for callers that may already be inside it on this thread (the exit
+/// hook, run by `exit` from a callback): gives up at `deadline` if it can't start.
+pub(crate) fn try_shutdown(shared: &Shared, deadline: Instant) -> Option<Report> {
+    let life = shared.lifecycle.try_lock_until(deadline)?;
+    Some(shutdown_locked(shared, life, deadline))
+}
+
+fn shutdown_locked(
+    shared: &Shared,
+    mut life: parking_lot::MutexGuard<'_, Lifecycle>,
+    deadline: Instant,
+) -> Report {
     if let Some(report) = &life.report {
         return report.clone();
     }
@@ -202,7 +225,13 @@ pub(crate) fn shutdown(shared: &Shared, deadline: Instant) -> Report {
         let outcome = if on_wire { Outcome::Abandoned } else { Outcome::Cancelled };
         shared.ledger.settle_all(&batch, &outcome, From::Flight);
     }
+    shared.backlog.sweep(shared);
     shared.queue.finalize(&shared.ledger);
+    // Everything spilled is on disk (each append was synced): hand the file over to the next
+    // run now, even if a detached worker keeps this instance alive.
+    if let Some(spill) = shared.ledger.spill() {
+        spill.close();
+    }
     // 5. Join the finished workers; detach the stuck ones. A worker's `done` sender is the
     // last thing it drops, so when all have signalled, all are returning: join them all.
     let mut detached_workers = 0;
@@ -215,7 +244,7 @@ pub(crate) fn shutdown(shared: &Shared, deadline: Instant) -> Report {
     }
     // 6. Report.
     let report = Report {
-        stats: shared.ledger.counters.snapshot(shared.queue.queued_bytes()),
+        stats: shared.stats(),
         elapsed: began.elapsed(),
         deadline_reached,
         detached_workers,

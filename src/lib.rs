@@ -34,14 +34,17 @@
 //! Every event accepted by `send` ends in exactly one [`Outcome`]: `Delivered` (2xx),
 //! `Rejected` (a status that is not worth retrying), `Failed` (TLS, proxy authentication,
 //! retries exhausted), `Dropped` (overflow policy), `Cancelled` (never sent before the shutdown
-//! deadline) or `Abandoned` (on the wire at the deadline). [`Stats`] counts them and keeps
-//! `submitted = delivered + rejected + failed + dropped + cancelled + abandoned + queued + in_flight`
+//! deadline), `Abandoned` (on the wire at the deadline) or `Spilled` (written to disk for a later
+//! run, see [`Builder::spill_dir`]). [`Stats`] counts them and keeps
+//! `submitted = delivered + rejected + failed + dropped + cancelled + abandoned + spilled + queued + in_flight`
 //! in every snapshot. [`Client::send_tracked`] gives a [`Receipt`] to wait on one event, and
 //! [`Builder::on_outcome`] sees them all.
 //!
 //! Retried: connection errors, timeouts, and statuses 408, 425, 429, 500, 502, 503, 504, with
 //! exponential backoff and full jitter ([`Retry`]). A `Retry-After` answer pauses every worker.
 //! Redirects are never followed (a redirected POST would lose its body); they are `Rejected`.
+//! After 5 consecutive failed requests a [`CircuitBreaker`] stops requests for 30 s, then
+//! probes; a [`RetryBudget`] keeps retries near 10 % of first attempts.
 //!
 //! # Shutdown
 //!
@@ -105,6 +108,12 @@
 //! | [`Builder::connect_timeout`] | 5 s |
 //! | [`Builder::request_timeout`] | 15 s per phase |
 //! | [`Builder::shutdown_timeout`] | 3 s |
+//! | [`Builder::circuit_breaker`] | opens after 5 consecutive failures, for 30 s |
+//! | [`Builder::retry_budget`] | retries ≤ 10 % of first attempts + 10/s |
+//! | [`Builder::exit_hook`] / [`Builder::exit_timeout`] | off / 1 s |
+//! | [`Builder::panic_hook`] / [`Builder::panic_timeout`] | off / 2 s |
+//! | [`Builder::after_shutdown`] | [`AfterShutdown::Refuse`] |
+//! | [`Builder::spill_dir`] / [`Builder::spill_max_bytes`] / [`Builder::spill_replay`] | none / 64 MiB / on |
 //! | [`Builder::proxy`] | from the environment (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`) |
 //! | [`Builder::add_root_certs_pem_file`] | bundled Mozilla roots + OS store, nothing added |
 //! | [`Builder::client_cert_pem_files`] | no client certificate |
@@ -122,11 +131,13 @@ mod error;
 mod event;
 mod gate;
 mod guard;
+mod lifecycle;
 mod net;
 mod outcome;
 mod queue;
 mod retry;
 mod shared;
+mod spill;
 mod stats;
 mod transport;
 mod worker;
@@ -135,7 +146,9 @@ pub use builder::{builder, Builder};
 pub use client::Client;
 pub use error::{Error, SendError};
 pub use event::Event;
+pub use gate::{Circuit, CircuitBreaker, RetryBudget};
 pub use guard::{Guard, Report};
+pub use lifecycle::AfterShutdown;
 pub use net::Dangerous;
 pub use outcome::{Outcome, Receipt};
 pub use queue::Overflow;

@@ -2,7 +2,9 @@
 //!
 //! `Ledger::settle` is the single place where an event's fate is recorded: counters, receipt and
 //! the user's `on_outcome` callback. Callers guarantee each envelope reaches it once (envelopes
-//! are moved, never cloned).
+//! are moved, never cloned). With a spill file configured, the ledger is also where an event
+//! that would end `Cancelled`, `Abandoned` or `Failed` for a transient reason is written to disk
+//! instead and settled `Spilled`: durably written before anyone is told.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,6 +14,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use crate::event::Event;
+use crate::spill::Spill;
 use crate::stats::{Counters, From, Kind};
 
 /// The final fate of one event. Every accepted event gets exactly one.
@@ -48,6 +51,10 @@ pub enum Outcome {
     Cancelled,
     /// It was on the wire at the shutdown deadline: it may or may not have arrived.
     Abandoned,
+    /// It would have ended `Cancelled`, `Abandoned` or `Failed` (retries exhausted on a
+    /// transient error) and was written to the spill file instead, to be replayed by a later
+    /// start (see [`Builder::spill_dir`](crate::Builder::spill_dir)).
+    Spilled,
 }
 
 impl Outcome {
@@ -64,7 +71,14 @@ impl Outcome {
             Outcome::Dropped => Kind::Dropped,
             Outcome::Cancelled => Kind::Cancelled,
             Outcome::Abandoned => Kind::Abandoned,
+            Outcome::Spilled => Kind::Spilled,
         }
+    }
+
+    /// Outcomes that a spill file turns into `Spilled` wherever they arise: the shutdown
+    /// deadline's.
+    fn spills_at_deadline(&self) -> bool {
+        matches!(self, Outcome::Cancelled | Outcome::Abandoned)
     }
 }
 
@@ -89,14 +103,31 @@ pub struct Receipt {
 pub(crate) struct ReceiptSlot {
     outcome: Mutex<Option<Outcome>>,
     ready: Condvar,
+    /// Called once, after the outcome is recorded, with whether the event is lost for this
+    /// run (settled `Cancelled`/`Abandoned`, or not spilled when it should have been). Replay
+    /// uses it to know when its source files can go.
+    settled_hook: Option<SettledHook>,
 }
 
+/// See [`ReceiptSlot`]; the argument is "lost".
+pub(crate) type SettledHook = Arc<dyn Fn(bool) + Send + Sync>;
+
 impl ReceiptSlot {
-    fn complete(&self, outcome: &Outcome) {
+    /// A slot nobody waits on, that calls `hook` when the event settles.
+    pub(crate) fn with_hook(hook: SettledHook) -> Arc<ReceiptSlot> {
+        Arc::new(ReceiptSlot { settled_hook: Some(hook), ..ReceiptSlot::default() })
+    }
+
+    fn complete(&self, outcome: &Outcome, unspilled: bool) {
         let mut slot = self.outcome.lock();
-        if slot.is_none() {
-            *slot = Some(outcome.clone());
-            self.ready.notify_all();
+        if slot.is_some() {
+            return;
+        }
+        *slot = Some(outcome.clone());
+        self.ready.notify_all();
+        drop(slot);
+        if let Some(hook) = &self.settled_hook {
+            hook(unspilled || outcome.spills_at_deadline());
         }
     }
 }
@@ -157,7 +188,7 @@ pub(crate) struct Envelope {
     pub(crate) receipt: Option<Arc<ReceiptSlot>>,
 }
 
-/// Records outcomes: counters, receipts, callback.
+/// Records outcomes: counters, receipts, callback; spills what must not be lost.
 pub(crate) struct Ledger {
     pub(crate) counters: Counters,
     on_outcome: Option<OnOutcome>,
@@ -165,13 +196,15 @@ pub(crate) struct Ledger {
     idle_waiters: AtomicUsize,
     idle_lock: Mutex<()>,
     idle: Condvar,
+    spill: Option<Arc<Spill>>,
 }
 
 impl Ledger {
-    pub(crate) fn new(on_outcome: Option<OnOutcome>) -> Ledger {
+    pub(crate) fn new(on_outcome: Option<OnOutcome>, spill: Option<Arc<Spill>>) -> Ledger {
         Ledger {
             counters: Counters::default(),
             on_outcome,
+            spill,
             idle_waiters: AtomicUsize::new(0),
             idle_lock: Mutex::new(()),
             idle: Condvar::new(),
@@ -200,6 +233,11 @@ impl Ledger {
         idle
     }
 
+    /// The spill file, if one is configured.
+    pub(crate) fn spill(&self) -> Option<&Arc<Spill>> {
+        self.spill.as_ref()
+    }
+
     fn wake_idle(&self) {
         if self.idle_waiters.load(Ordering::SeqCst) > 0 {
             let _guard = self.idle_lock.lock();
@@ -210,31 +248,59 @@ impl Ledger {
     /// Settles one event. `from` says whether a worker had taken it. The caller drops (or hands
     /// back) the envelope afterwards and never settles it again.
     pub(crate) fn settle(&self, env: &Envelope, outcome: &Outcome, from: From) {
-        self.counters.settled(outcome.kind(), from, 1);
-        self.notify(env, outcome);
-        self.wake_idle();
+        self.settle_all(std::slice::from_ref(env), outcome, from);
     }
 
-    /// Settles a batch with one outcome (counted with one atomic add).
+    /// Settles a batch with one outcome (counted with one atomic add). With a spill file,
+    /// `Cancelled` and `Abandoned` are spilled instead.
     pub(crate) fn settle_all(&self, batch: &[Envelope], outcome: &Outcome, from: From) {
+        if outcome.spills_at_deadline() {
+            self.settle_all_or_spill(batch, outcome, from);
+        } else {
+            self.record(batch, outcome, from, false);
+        }
+    }
+
+    /// Settles a batch `Spilled` if a spill file is configured and takes it, else with
+    /// `outcome`. For events that failed for a transient reason (or were never sent).
+    pub(crate) fn settle_all_or_spill(&self, batch: &[Envelope], outcome: &Outcome, from: From) {
+        let Some(spill) = &self.spill else {
+            return self.record(batch, outcome, from, false);
+        };
+        if batch.is_empty() {
+            return;
+        }
+        // Written and synced before anyone is told.
+        let n = spill.append(batch.iter().map(|env| &env.event), None);
+        let (spilled, rest) = batch.split_at(n);
+        self.record(spilled, &Outcome::Spilled, from, false);
+        if !rest.is_empty() {
+            self.counters.spill_failed(rest.len() as u64);
+            self.record(rest, outcome, from, true);
+        }
+    }
+
+    fn record(&self, batch: &[Envelope], outcome: &Outcome, from: From, unspilled: bool) {
         if batch.is_empty() {
             return;
         }
         self.counters.settled(outcome.kind(), from, batch.len() as u64);
         for env in batch {
-            self.notify(env, outcome);
+            self.notify(env, outcome, unspilled);
         }
         self.wake_idle();
     }
 
-    fn notify(&self, env: &Envelope, outcome: &Outcome) {
+    fn notify(&self, env: &Envelope, outcome: &Outcome, unspilled: bool) {
         if let Some(slot) = &env.receipt {
-            slot.complete(outcome);
+            slot.complete(outcome, unspilled);
         }
         if let Some(cb) = &self.on_outcome {
             // A panicking callback must not take a worker (or a producer) down with it; the
-            // event is already counted, so the panic is contained and ignored.
-            let _ = catch_unwind(AssertUnwindSafe(|| cb(&env.event, outcome)));
+            // event is already counted, so the panic is contained, counted and ignored.
+            if catch_unwind(AssertUnwindSafe(|| cb(&env.event, outcome))).is_err() {
+                self.counters.panicked();
+            }
         }
     }
 }

@@ -13,7 +13,7 @@
 use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Select, Sender, TryRecvError, TrySendError};
+use crossbeam_channel::{Receiver, Select, Sender, TrySendError};
 use parking_lot::{Condvar, Mutex};
 
 use crate::outcome::{Envelope, Ledger, Outcome};
@@ -290,14 +290,12 @@ impl Queue {
     }
 
     pub(crate) fn cancel_remaining(&self, ledger: &Ledger) {
-        loop {
-            match self.rx.try_recv() {
-                Ok(env) => {
-                    self.release(env.size);
-                    ledger.settle(&env, &Outcome::Cancelled, From::Queue);
-                }
-                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => return,
-            }
+        // Settled as one batch, so that a spill file takes them in one write and one sync.
+        let mut rest = Vec::new();
+        while let Ok(env) = self.rx.try_recv() {
+            self.release(env.size);
+            rest.push(env);
         }
+        ledger.settle_all(&rest, &Outcome::Cancelled, From::Queue);
     }
 }

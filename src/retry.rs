@@ -121,6 +121,10 @@ impl Retry {
         self.retry_after_cap
     }
 
+    pub(crate) fn max_elapsed_value(&self) -> Duration {
+        self.max_elapsed
+    }
+
     pub(crate) fn validate(&self) -> Result<(), Error> {
         let bad = |option, reason: String| Err(Error::InvalidOption { option, reason });
         if self.max_attempts == 0 {

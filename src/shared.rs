@@ -3,7 +3,7 @@
 
 use std::mem;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -13,8 +13,11 @@ use parking_lot::Mutex;
 use crate::config::Config;
 use crate::gate::Gate;
 use crate::guard::Report;
+use crate::lifecycle::Backlog;
 use crate::outcome::{Envelope, Ledger};
 use crate::queue::Queue;
+use crate::spill::Spill;
+use crate::stats::Stats;
 use crate::transport::Transport;
 
 pub(crate) struct Shared {
@@ -23,6 +26,8 @@ pub(crate) struct Shared {
     pub(crate) ledger: Ledger,
     pub(crate) gate: Gate,
     pub(crate) transport: Transport,
+    /// Events replayed from spill files, taken before the queue.
+    pub(crate) backlog: Backlog,
     /// One per worker.
     pub(crate) slots: Vec<Slot>,
     /// Never sent on; disconnected when shutdown begins, which wakes every wait on it.
@@ -45,18 +50,20 @@ pub(crate) struct Lifecycle {
 }
 
 impl Shared {
-    pub(crate) fn new(config: Config, transport: Transport) -> Shared {
+    pub(crate) fn new(config: Config, transport: Transport, spill: Option<Arc<Spill>>) -> Shared {
         let (shutdown_tx, shutdown_rx) = crossbeam_channel::bounded(0);
         let queue =
             Queue::new(config.queue_capacity, config.queue_bytes, config.overflow, shutdown_rx.clone());
-        let ledger = Ledger::new(config.on_outcome.clone());
+        let ledger = Ledger::new(config.on_outcome.clone(), spill);
+        let gate = Gate::new(&config.life.breaker, &config.life.budget);
         let slots = (0..config.workers).map(|_| Slot::default()).collect();
         Shared {
             config,
             queue,
             ledger,
-            gate: Gate::new(),
+            gate,
             transport,
+            backlog: Backlog::default(),
             slots,
             shutdown_rx,
             shutdown_tx: Mutex::new(Some(shutdown_tx)),
@@ -82,6 +89,13 @@ impl Shared {
     /// During shutdown, the time left before the deadline (zero once passed).
     pub(crate) fn time_left(&self, now: Instant) -> Option<Duration> {
         self.deadline().map(|d| d.saturating_duration_since(now))
+    }
+
+    /// A snapshot of every counter, with the gate's state.
+    pub(crate) fn stats(&self) -> Stats {
+        let mut stats = self.ledger.counters.snapshot(self.queue.queued_bytes());
+        (stats.circuit, stats.circuit_opened, stats.retries_throttled) = self.gate.snapshot(Instant::now());
+        stats
     }
 
     pub(crate) fn set_cancelled(&self) {

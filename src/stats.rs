@@ -7,10 +7,12 @@
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use crate::gate::Circuit;
+
 /// A snapshot of posthaste's counters.
 ///
 /// Every snapshot satisfies
-/// `submitted = delivered + rejected + failed + dropped + cancelled + abandoned + queued + in_flight`.
+/// `submitted = delivered + rejected + failed + dropped + cancelled + abandoned + spilled + queued + in_flight`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
@@ -28,6 +30,9 @@ pub struct Stats {
     pub cancelled: u64,
     /// Events on the wire at the shutdown deadline: they may or may not have arrived.
     pub abandoned: u64,
+    /// Events written to the spill file instead of ending `Cancelled`, `Abandoned` or `Failed`
+    /// (see [`Builder::spill_dir`](crate::Builder::spill_dir)).
+    pub spilled: u64,
     /// Events waiting in the queue.
     pub queued: u64,
     /// Events taken by a worker and not yet settled.
@@ -40,12 +45,33 @@ pub struct Stats {
     pub bytes_sent: u64,
     /// The queue's byte budget in use (estimates for `Value` events).
     pub queued_bytes: u64,
+    /// Events read back from spill files at start (counted in `submitted` too).
+    pub replayed: u64,
+    /// Torn or corrupt spill-file lines skipped at replay.
+    pub replay_skipped: u64,
+    /// Events that should have been spilled but were not (spill file full or not writable);
+    /// they kept their outcome (`Cancelled`, `Abandoned` or `Failed`).
+    pub spill_failed: u64,
+    /// The circuit breaker's state when the snapshot was taken.
+    pub circuit: Circuit,
+    /// How many times the circuit breaker opened.
+    pub circuit_opened: u64,
+    /// Retries held back (delayed, or refused in the end) because the retry budget was spent.
+    pub retries_throttled: u64,
+    /// Panics caught in user callbacks or in a worker; the worker kept serving.
+    pub panics: u64,
 }
 
 impl Stats {
     /// Events that have reached a final outcome.
     pub fn settled(&self) -> u64 {
-        self.delivered + self.rejected + self.failed + self.dropped + self.cancelled + self.abandoned
+        self.delivered
+            + self.rejected
+            + self.failed
+            + self.dropped
+            + self.cancelled
+            + self.abandoned
+            + self.spilled
     }
 }
 
@@ -58,8 +84,9 @@ pub(crate) enum Kind {
     Dropped = 3,
     Cancelled = 4,
     Abandoned = 5,
+    Spilled = 6,
 }
-const KINDS: usize = 6;
+const KINDS: usize = 7;
 
 /// Where an event was when it was settled: still in the queue (or refused at intake), or
 /// already taken by a worker.
@@ -86,6 +113,10 @@ pub(crate) struct Counters {
     retries: AtomicU64,
     requests: AtomicU64,
     bytes_sent: AtomicU64,
+    replayed: AtomicU64,
+    replay_skipped: AtomicU64,
+    spill_failed: AtomicU64,
+    panics: AtomicU64,
 }
 
 thread_local! {
@@ -134,7 +165,22 @@ impl Counters {
         self.bytes_sent.fetch_add(body_bytes as u64, Ordering::Relaxed);
     }
 
-    /// A consistent snapshot; `queued_bytes` comes from the queue.
+    /// Events read back from a spill file (also counted `submitted`, one by one).
+    pub(crate) fn replayed(&self, n: u64, skipped: u64) {
+        self.replayed.fetch_add(n, Ordering::Relaxed);
+        self.replay_skipped.fetch_add(skipped, Ordering::Relaxed);
+    }
+
+    pub(crate) fn spill_failed(&self, n: u64) {
+        self.spill_failed.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn panicked(&self) {
+        self.panics.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A consistent snapshot; `queued_bytes` comes from the queue. The circuit fields are
+    /// filled in by `Shared::stats`.
     pub(crate) fn snapshot(&self, queued_bytes: u64) -> Stats {
         let mut by = [[0u64; KINDS]; 2];
         for (from, row) in self.settled.iter().enumerate() {
@@ -155,12 +201,20 @@ impl Counters {
             dropped: total(Kind::Dropped),
             cancelled: total(Kind::Cancelled),
             abandoned: total(Kind::Abandoned),
+            spilled: total(Kind::Spilled),
             queued: submitted - started - from_queue,
             in_flight: started - from_flight,
             retries: self.retries.load(Ordering::Relaxed),
             requests: self.requests.load(Ordering::Relaxed),
             bytes_sent: self.bytes_sent.load(Ordering::Relaxed),
             queued_bytes,
+            replayed: self.replayed.load(Ordering::Relaxed),
+            replay_skipped: self.replay_skipped.load(Ordering::Relaxed),
+            spill_failed: self.spill_failed.load(Ordering::Relaxed),
+            circuit: Circuit::Closed,
+            circuit_opened: 0,
+            retries_throttled: 0,
+            panics: self.panics.load(Ordering::Relaxed),
         }
     }
 }
@@ -179,9 +233,10 @@ mod tests {
         c.started(5);
         c.settled(Kind::Delivered, From::Flight, 3);
         c.settled(Kind::Cancelled, From::Flight, 1);
+        c.settled(Kind::Spilled, From::Queue, 1);
         let s = c.snapshot(0);
-        assert_eq!((s.submitted, s.queued, s.in_flight), (10, 3, 1));
-        assert_eq!((s.delivered, s.dropped, s.cancelled), (3, 2, 1));
+        assert_eq!((s.submitted, s.queued, s.in_flight), (10, 2, 1));
+        assert_eq!((s.delivered, s.dropped, s.cancelled, s.spilled), (3, 2, 1, 1));
         assert_eq!(s.submitted, s.settled() + s.queued + s.in_flight);
     }
 }

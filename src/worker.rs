@@ -2,20 +2,23 @@
 //!
 //! Each worker is a named OS thread with its own keep-alive connection (the agent's pool keeps
 //! one idle connection per worker). The loop is a small state machine over one batch:
-//! `Gate` (wait out a shared `Retry-After` pause) → `Send` → `Backoff` → … → settled. Every
-//! wait is on the shutdown channel with a deadline, so shutdown wakes it at once; no
-//! `thread::sleep` anywhere.
+//! `Gate` (wait out a shared `Retry-After` pause, an open circuit, or the retry budget) →
+//! `Send` → `Backoff` → … → settled. While the gate is closed a worker takes nothing, so events
+//! wait in the queue. Every wait is on the shutdown channel with a deadline, so shutdown wakes
+//! it at once; no `thread::sleep` anywhere. A panic in a round (user code: callbacks, custom
+//! encoders) is caught and counted, its batch settles `Failed`, and the worker keeps serving.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
 
-use crossbeam_channel::{select, RecvTimeoutError, Sender, TryRecvError};
+use crossbeam_channel::{select, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use crate::batch;
+use crate::gate::Admit;
 use crate::outcome::{Envelope, Outcome};
 use crate::retry::{classify_status, parse_retry_after, Verdict};
 use crate::shared::{Shared, Slot};
@@ -44,27 +47,65 @@ enum Next {
     Retry { reason: String, retry_after: Option<Duration> },
 }
 
+/// What the gate said, after waiting.
+enum GateWait {
+    Go,
+    /// The gate stays closed past the shutdown deadline.
+    Deadline,
+    /// The retry budget won't allow this retry before the retry policy's time is up.
+    NoBudget,
+}
+
 impl Worker {
     fn slot(&self) -> &Slot {
         &self.shared.slots[self.index]
     }
 
     fn run(&mut self) {
-        while let Some(first) = self.next_event() {
-            let batch = vec![first];
-            // Supervision: a panic while delivering (user callbacks are caught separately)
-            // settles the batch as failed and the worker keeps serving.
-            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| self.deliver(batch))) {
-                let reason = format!("posthaste worker panicked: {}", panic_message(&*panic));
-                if let Some((batch, _)) = self.slot().take() {
-                    self.shared.ledger.settle_all(
-                        &batch,
-                        &Outcome::Failed { reason, attempts: 0 },
-                        From::Flight,
-                    );
+        loop {
+            // Supervision: a panic in a round (user callbacks are caught separately) settles
+            // the batch as failed, is counted, and the worker keeps serving.
+            match catch_unwind(AssertUnwindSafe(|| self.round())) {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(panic) => {
+                    self.shared.ledger.counters.panicked();
+                    let reason = format!("posthaste worker panicked: {}", panic_message(&*panic));
+                    if let Some((batch, _)) = self.slot().take() {
+                        self.shared.ledger.settle_all(
+                            &batch,
+                            &Outcome::Failed { reason, attempts: 0 },
+                            From::Flight,
+                        );
+                    }
                 }
             }
         }
+    }
+
+    /// Takes and delivers one batch. False means stop.
+    fn round(&mut self) -> bool {
+        if !self.wait_while_closed() {
+            return false;
+        }
+        let Some(first) = self.next_event() else { return false };
+        self.deliver(vec![first]);
+        true
+    }
+
+    /// Waits, taking nothing, while the gate is closed (a `Retry-After` pause or an open
+    /// circuit), so events wait in the queue. False if it stays closed past the deadline.
+    fn wait_while_closed(&self) -> bool {
+        let gate = &self.shared.gate;
+        while gate.blocked_until(Instant::now()).is_some() {
+            let changed = gate.subscribe();
+            let Some(until) = gate.blocked_until(Instant::now()) else { break };
+            if self.shared.deadline().is_some_and(|deadline| until >= deadline) {
+                return false;
+            }
+            self.wait_for_change(&changed, until);
+        }
+        true
     }
 
     /// The next event to send: blocks while running; during shutdown only drains what is
@@ -74,6 +115,11 @@ impl Worker {
         loop {
             if self.shared.is_cancelled() {
                 return None;
+            }
+            // Events replayed from spill files go first.
+            if let Some(env) = self.shared.backlog.pop() {
+                self.shared.ledger.counters.started(1);
+                return Some(env);
             }
             match rx.try_recv() {
                 Ok(env) => return Some(self.took(env)),
@@ -103,11 +149,19 @@ impl Worker {
         }
         let body = self.slot().with_batch(batch::encode);
         let began = Instant::now();
+        let give_up_at = began.checked_add(self.shared.config.retry.max_elapsed_value());
         let mut attempts = 0u32;
-        let outcome = loop {
+        let mut last_failure = String::new();
+        // The outcome, and whether it is a transient failure (spilled if a spill file is set).
+        let (outcome, transient) = loop {
             // State: Gate.
-            if !self.wait_for_gate() {
-                return self.give_up_at_deadline();
+            match self.wait_for_gate(attempts > 0, give_up_at) {
+                GateWait::Go => {}
+                GateWait::Deadline => return self.give_up_at_deadline(),
+                GateWait::NoBudget => {
+                    let reason = format!("{last_failure}; not retried: retry budget exhausted");
+                    break (Outcome::Failed { reason, attempts }, true);
+                }
             }
             let time_left = self.shared.time_left(Instant::now());
             if time_left == Some(Duration::ZERO) {
@@ -119,8 +173,10 @@ impl Worker {
             // State: Send.
             attempts += 1;
             self.shared.ledger.counters.request(attempts > 1, body.len());
-            let (reason, retry_after) = match self.attempt(&body, attempts, time_left) {
-                Next::Settle(outcome) => break outcome,
+            let next = self.attempt(&body, attempts, time_left);
+            self.shared.gate.record(Instant::now(), matches!(next, Next::Settle(_)));
+            let (reason, retry_after) = match next {
+                Next::Settle(outcome) => break (outcome, false),
                 Next::Retry { reason, retry_after } => (reason, retry_after),
             };
             // State: Backoff.
@@ -128,22 +184,28 @@ impl Worker {
                 self.shared.gate.pause(Instant::now(), pause);
             }
             if self.shared.deadline().is_some() {
-                break Outcome::Failed { reason: format!("{reason}; not retried: shutting down"), attempts };
+                break (
+                    Outcome::Failed { reason: format!("{reason}; not retried: shutting down"), attempts },
+                    true,
+                );
             }
             let policy = &self.shared.config.retry;
             let unit = policy.jitter_unit(|| self.rng.random());
             match policy.next_wait(attempts, began.elapsed(), retry_after, unit) {
                 Some(wait) => self.sleep(wait),
                 None => {
-                    break Outcome::Failed {
-                        reason: format!("{reason}; gave up after {attempts} attempts"),
-                        attempts,
-                    }
+                    let reason = format!("{reason}; gave up after {attempts} attempts");
+                    break (Outcome::Failed { reason, attempts }, true);
                 }
             }
+            last_failure = reason;
         };
         if let Some((batch, _)) = self.slot().take() {
-            self.shared.ledger.settle_all(&batch, &outcome, From::Flight);
+            if transient {
+                self.shared.ledger.settle_all_or_spill(&batch, &outcome, From::Flight);
+            } else {
+                self.shared.ledger.settle_all(&batch, &outcome, From::Flight);
+            }
         }
     }
 
@@ -183,22 +245,60 @@ impl Worker {
         }
     }
 
-    /// Waits out a shared pause. False if the pause outlasts the shutdown deadline.
-    fn wait_for_gate(&self) -> bool {
+    /// Waits until the gate lets a request through: a shared pause, an open circuit, another
+    /// worker's probe, and (for a retry) the retry budget.
+    fn wait_for_gate(&self, retry: bool, give_up_at: Option<Instant>) -> GateWait {
+        let gate = &self.shared.gate;
+        let mut throttled = false;
         loop {
-            let now = Instant::now();
-            let Some(until) = self.shared.gate.paused_until(now) else {
-                return true;
-            };
-            if let Some(deadline) = self.shared.deadline() {
-                if until >= deadline {
-                    return false;
+            // Subscribed before asking, so a transition in between still wakes us.
+            let changed = gate.subscribe();
+            let (until, probing) = match gate.admit(Instant::now(), retry) {
+                Admit::Go => return GateWait::Go,
+                Admit::Wait(until) => (until, false),
+                Admit::Probing(until) => (until, true),
+                Admit::NoBudget(next) => {
+                    if !throttled {
+                        throttled = true;
+                        gate.note_throttled();
+                    }
+                    // Shutting down, or the budget can't allow it in time: give up now.
+                    match next {
+                        Some(at)
+                            if self.shared.deadline().is_none()
+                                && give_up_at.is_none_or(|limit| at <= limit) =>
+                        {
+                            (at, false)
+                        }
+                        _ => return GateWait::NoBudget,
+                    }
                 }
-                self.sleep(until - now);
-                continue;
+            };
+            // Past the deadline: give up now, unless a probe's answer may still open the gate.
+            if self.shared.deadline().is_some_and(|deadline| until >= deadline) && !probing {
+                return GateWait::Deadline;
             }
-            // Woken early by shutdown: loop to re-check against the deadline.
-            self.sleep(until - now);
+            if self.shared.time_left(Instant::now()) == Some(Duration::ZERO) {
+                return GateWait::Deadline;
+            }
+            // Woken early by shutdown or a gate change: loop to re-check.
+            self.wait_for_change(&changed, until);
+        }
+    }
+
+    /// Waits until `until`, a gate change, or (while running) the start of shutdown; never
+    /// past the shutdown deadline.
+    fn wait_for_change(&self, changed: &Receiver<()>, until: Instant) {
+        let d = until.saturating_duration_since(Instant::now());
+        if let Some(left) = self.shared.time_left(Instant::now()) {
+            // The shutdown channel is disconnected by now: wait on the gate alone.
+            let _ = changed.recv_timeout(d.min(left));
+            return;
+        }
+        select! {
+            recv(self.shared.shutdown_rx) -> _ => {}
+            recv(changed) -> _ => {}
+            default(d) => {}
         }
     }
 

@@ -19,7 +19,15 @@ pub const PATIENCE: Duration = Duration::from_secs(20);
 pub fn assert_invariant(s: &posthaste::Stats) {
     assert_eq!(
         s.submitted,
-        s.delivered + s.rejected + s.failed + s.dropped + s.cancelled + s.abandoned + s.queued + s.in_flight,
+        s.delivered
+            + s.rejected
+            + s.failed
+            + s.dropped
+            + s.cancelled
+            + s.abandoned
+            + s.spilled
+            + s.queued
+            + s.in_flight,
         "invariant broken: {s:?}"
     );
 }
@@ -36,4 +44,48 @@ pub fn fast_retry() -> posthaste::Retry {
 pub fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
+}
+
+/// A fresh directory under the system's temp dir, removed (with its content) when dropped.
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("posthaste-test-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    /// The spill files (`*.jsonl`) in it, sorted.
+    pub fn spill_files(&self) -> Vec<std::path::PathBuf> {
+        let mut files: Vec<_> = std::fs::read_dir(&self.0)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// All lines of all spill files.
+    pub fn spilled_lines(&self) -> Vec<String> {
+        self.spill_files()
+            .iter()
+            .flat_map(|f| std::fs::read_to_string(f).unwrap().lines().map(str::to_string).collect::<Vec<_>>())
+            .collect()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
