@@ -165,6 +165,10 @@ fn map_io(e: io::Error, hops: &Hops) -> Fault {
         }
     }
     use io::ErrorKind as K;
+    // The system resolver's failures come back uncategorized, recognisable by std's text.
+    if e.to_string().starts_with("failed to lookup address information") {
+        return Fault::transient(format!("{}: host not found (DNS lookup failed: {e})", hops.first_hop()));
+    }
     let (what, at_connect) = match e.kind() {
         K::ConnectionRefused => ("connection refused", true),
         K::ConnectionReset => ("connection reset", false),
