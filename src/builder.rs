@@ -30,7 +30,7 @@ pub fn builder(url: impl Into<String>) -> Builder {
 /// an [`Error`] naming the option.
 #[must_use = "a Builder does nothing until `.start()` is called"]
 pub struct Builder {
-    config: Config,
+    pub(crate) config: Config,
 }
 
 impl Builder {
@@ -143,7 +143,8 @@ impl Builder {
     /// # Errors
     /// An [`Error`] naming the first invalid option, or [`Error::Spawn`] if the operating
     /// system refuses a thread.
-    pub fn start(self) -> Result<Guard, Error> {
+    pub fn start(mut self) -> Result<Guard, Error> {
+        self.config.content_type = self.config.batch.content_type(&self.config.content_type);
         self.config.validate()?;
         Guard::start(self.config)
     }
@@ -165,6 +166,7 @@ impl fmt::Debug for Builder {
             .field("connect_timeout", &c.connect_timeout)
             .field("request_timeout", &c.request_timeout)
             .field("shutdown_timeout", &c.shutdown_timeout)
+            .field("batch", &c.batch)
             .finish_non_exhaustive()
     }
 }

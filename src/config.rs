@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::batch::BatchOptions;
 use crate::error::{redact_url, Error};
 use crate::outcome::OnOutcome;
 use crate::queue::Overflow;
@@ -33,6 +34,8 @@ pub(crate) struct Config {
     pub(crate) request_timeout: Duration,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) on_outcome: Option<OnOutcome>,
+    /// Batching, encoding, gzip, idempotency, worker priority (batch.rs).
+    pub(crate) batch: BatchOptions,
 }
 
 impl Config {
@@ -52,6 +55,7 @@ impl Config {
             request_timeout: Duration::from_secs(15),
             shutdown_timeout: Duration::from_secs(3),
             on_outcome: None,
+            batch: BatchOptions::default(),
         }
     }
 
@@ -88,6 +92,7 @@ impl Config {
         duration("connect_timeout", self.connect_timeout, Duration::from_millis(1), HOUR)?;
         duration("request_timeout", self.request_timeout, Duration::from_millis(1), HOUR)?;
         duration("shutdown_timeout", self.shutdown_timeout, Duration::ZERO, 10 * MINUTE)?;
+        self.batch.validate()?;
         Ok(())
     }
 }

@@ -15,9 +15,8 @@ use crossbeam_channel::RecvTimeoutError;
 use crate::client::Client;
 use crate::config::Config;
 use crate::error::Error;
-use crate::outcome::Outcome;
 use crate::shared::Shared;
-use crate::stats::{From, Stats};
+use crate::stats::Stats;
 use crate::transport::Transport;
 use crate::worker;
 
@@ -185,9 +184,8 @@ pub(crate) fn shutdown(shared: &Shared, deadline: Instant) -> Report {
     // 4. Settle what is left: on the wire → Abandoned, never sent → Cancelled.
     shared.set_cancelled();
     for slot in &shared.slots {
-        let (batch, on_wire) = slot.close();
-        let outcome = if on_wire { Outcome::Abandoned } else { Outcome::Cancelled };
-        shared.ledger.settle_all(&batch, &outcome, From::Flight);
+        let (batch, wire) = slot.close();
+        crate::shared::settle_at_deadline(&shared.ledger, batch, wire);
     }
     shared.queue.finalize(&shared.ledger);
     // 5. Join the finished workers; detach the stuck ones.

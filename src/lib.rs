@@ -71,6 +71,7 @@
 
 mod batch;
 mod builder;
+mod builder_batch;
 mod client;
 mod config;
 mod error;
@@ -78,6 +79,7 @@ mod event;
 mod gate;
 mod guard;
 mod outcome;
+mod priority;
 mod queue;
 mod retry;
 mod shared;
@@ -85,6 +87,7 @@ mod stats;
 mod transport;
 mod worker;
 
+pub use batch::{Batch, CustomEncoding, Encoding, Events, Gzip, Idempotency, Template};
 pub use builder::{builder, Builder};
 pub use client::Client;
 pub use error::{Error, SendError};

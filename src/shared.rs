@@ -13,8 +13,9 @@ use parking_lot::Mutex;
 use crate::config::Config;
 use crate::gate::Gate;
 use crate::guard::Report;
-use crate::outcome::{Envelope, Ledger};
+use crate::outcome::{Envelope, Ledger, Outcome};
 use crate::queue::Queue;
+use crate::stats::From;
 use crate::transport::Transport;
 
 pub(crate) struct Shared {
@@ -94,9 +95,14 @@ impl Shared {
     }
 }
 
-/// A worker's in-flight batch. The worker registers a batch before sending and takes it back
-/// to settle it; the shutdown path closes the slot at the deadline and settles whatever is in
-/// it. Whoever takes the batch settles it, so it is settled once.
+/// A worker's in-flight events. The worker registers what it takes before sending and takes
+/// events back to settle them; the shutdown path closes the slot at the deadline and settles
+/// whatever is in it. Whoever takes an event settles it, so it is settled once.
+///
+/// With batching the slot holds everything the worker holds, in order: the request being sent
+/// (the first `wire` events once it is on the wire), the halves of a split batch still to send,
+/// and the event that did not fit and starts the next batch. Nothing a worker has taken is ever
+/// outside a slot while it waits.
 #[derive(Default)]
 pub(crate) struct Slot {
     state: Mutex<SlotState>,
@@ -105,8 +111,8 @@ pub(crate) struct Slot {
 #[derive(Default)]
 struct SlotState {
     closed: bool,
-    /// At least one request for this batch has started.
-    on_wire: bool,
+    /// How many events at the front are (or were) in a request that started.
+    wire: usize,
     batch: Vec<Envelope>,
 }
 
@@ -117,39 +123,84 @@ impl Slot {
         if s.closed {
             return Err(batch);
         }
-        s.on_wire = false;
+        s.wire = 0;
         s.batch = batch;
         Ok(())
     }
 
-    /// Runs `f` on the registered batch (under the slot's lock).
+    /// Appends `more` to what is registered; gives it back if the slot was closed.
+    pub(crate) fn extend(&self, more: Vec<Envelope>) -> Result<(), Vec<Envelope>> {
+        let mut s = self.state.lock();
+        if s.closed {
+            return Err(more);
+        }
+        if s.batch.is_empty() {
+            s.batch = more;
+        } else {
+            s.batch.extend(more);
+        }
+        Ok(())
+    }
+
+    /// How many events the slot holds.
+    pub(crate) fn len(&self) -> usize {
+        self.state.lock().batch.len()
+    }
+
+    /// Runs `f` on the registered events (under the slot's lock).
     pub(crate) fn with_batch<R>(&self, f: impl FnOnce(&[Envelope]) -> R) -> R {
         f(&self.state.lock().batch)
     }
 
-    /// Marks the batch as sent (about to be). False if shutdown has taken it.
-    pub(crate) fn mark_on_wire(&self) -> bool {
+    /// Marks the first `n` events as sent (about to be). False if shutdown has taken them.
+    pub(crate) fn mark_on_wire(&self, n: usize) -> bool {
         let mut s = self.state.lock();
-        if s.closed || s.batch.is_empty() {
+        if s.closed || s.batch.len() < n || n == 0 {
             return false;
         }
-        s.on_wire = true;
+        s.wire = s.wire.max(n);
         true
     }
 
-    /// Takes the batch back, with whether it was ever on the wire. `None` if shutdown took it.
-    pub(crate) fn take(&self) -> Option<(Vec<Envelope>, bool)> {
+    /// Takes the first `n` events back to settle them. `None` if shutdown took them.
+    pub(crate) fn take_front(&self, n: usize) -> Option<Vec<Envelope>> {
+        let mut s = self.state.lock();
+        if s.batch.len() < n || n == 0 {
+            return None;
+        }
+        s.wire = s.wire.saturating_sub(n);
+        if n == s.batch.len() {
+            return Some(mem::take(&mut s.batch));
+        }
+        let rest = s.batch.split_off(n);
+        Some(mem::replace(&mut s.batch, rest))
+    }
+
+    /// Takes everything back, with how many events at the front were on the wire. `None` if
+    /// the slot is empty (shutdown took it).
+    pub(crate) fn take(&self) -> Option<(Vec<Envelope>, usize)> {
         let mut s = self.state.lock();
         if s.batch.is_empty() {
             return None;
         }
-        Some((mem::take(&mut s.batch), s.on_wire))
+        let wire = mem::take(&mut s.wire);
+        Some((mem::take(&mut s.batch), wire))
     }
 
-    /// Closes the slot for good and takes what is in it (shutdown, at the deadline).
-    pub(crate) fn close(&self) -> (Vec<Envelope>, bool) {
+    /// Closes the slot for good and takes what is in it, with how many events at the front
+    /// were on the wire (shutdown, at the deadline).
+    pub(crate) fn close(&self) -> (Vec<Envelope>, usize) {
         let mut s = self.state.lock();
         s.closed = true;
-        (mem::take(&mut s.batch), s.on_wire)
+        let wire = mem::take(&mut s.wire);
+        (mem::take(&mut s.batch), wire)
     }
+}
+
+/// Settles what a slot held at the deadline: the first `wire` events were on the wire
+/// (`Abandoned`: they may have arrived), the rest were never sent (`Cancelled`).
+pub(crate) fn settle_at_deadline(ledger: &Ledger, mut batch: Vec<Envelope>, wire: usize) {
+    let unsent = batch.split_off(wire.min(batch.len()));
+    ledger.settle_all(&batch, &Outcome::Abandoned, From::Flight);
+    ledger.settle_all(&unsent, &Outcome::Cancelled, From::Flight);
 }

@@ -61,7 +61,12 @@ fn backoff_wakes_at_shutdown_and_makes_one_last_attempt() {
     let sink = Sink::with(|_| Reply::Status(503));
     let guard = posthaste::builder(sink.url())
         .workers(1)
-        .retry(Retry::new().initial_delay(Duration::from_secs(60)).max_delay(Duration::from_secs(60)).jitter(false))
+        .retry(
+            Retry::new()
+                .initial_delay(Duration::from_secs(60))
+                .max_delay(Duration::from_secs(60))
+                .jitter(false),
+        )
         .shutdown_timeout(Duration::from_secs(10))
         .start()
         .unwrap();

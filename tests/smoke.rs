@@ -75,7 +75,13 @@ fn method_content_type_basic_auth_and_serialize() {
 
 #[test]
 fn on_outcome_sees_every_event_once() {
-    let sink = Sink::with(|req| if req.json()["bad"] == true { support::Reply::Status(400) } else { support::Reply::Status(200) });
+    let sink = Sink::with(|req| {
+        if req.json()["bad"] == true {
+            support::Reply::Status(400)
+        } else {
+            support::Reply::Status(200)
+        }
+    });
     let delivered = Arc::new(AtomicU64::new(0));
     let rejected = Arc::new(Mutex::new(Vec::new()));
     let (d, r) = (delivered.clone(), rejected.clone());
@@ -141,7 +147,9 @@ fn worker_threads_are_named_and_joined() {
     let n = names.clone();
     let guard = posthaste::builder(sink.url())
         .workers(3)
-        .on_outcome(move |_, _| n.lock().unwrap().push(std::thread::current().name().unwrap_or("").to_string()))
+        .on_outcome(move |_, _| {
+            n.lock().unwrap().push(std::thread::current().name().unwrap_or("").to_string())
+        })
         .start()
         .unwrap();
     for i in 0..30 {

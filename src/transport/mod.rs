@@ -136,7 +136,7 @@ impl Transport {
     pub(crate) fn send(
         &self,
         body: &[u8],
-        extra: &[(&'static str, String)],
+        extra: &[(&str, String)],
         time_left: Option<Duration>,
     ) -> Result<Answer, Fault> {
         let mut builder = http::Request::builder().method(self.method.clone()).uri(self.uri.clone());

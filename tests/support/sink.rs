@@ -150,7 +150,10 @@ impl Sink {
         });
         let acceptor = {
             let inner = inner.clone();
-            thread::Builder::new().name("sink-accept".into()).spawn(move || accept_loop(listener, inner)).unwrap()
+            thread::Builder::new()
+                .name("sink-accept".into())
+                .spawn(move || accept_loop(listener, inner))
+                .unwrap()
         };
         Sink { addr, inner, acceptor: Some(acceptor) }
     }
@@ -454,7 +457,8 @@ fn read_request(r: &mut BufReader<TcpStream>, conn: u64) -> io::Result<Option<Re
             headers.push((n.trim().to_string(), v.trim().to_string()));
         }
     }
-    let find = |name: &str| headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
+    let find =
+        |name: &str| headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
     let mut body = Vec::new();
     if find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
         loop {
@@ -475,4 +479,3 @@ fn read_request(r: &mut BufReader<TcpStream>, conn: u64) -> io::Result<Option<Re
     }
     Ok(Some(Request { index: 0, at: Instant::now(), conn, method, path, headers, body }))
 }
-
