@@ -1,0 +1,257 @@
+//! Batching: the event and byte limits, linger, the 413 split, events too large to send, and
+//! the accounting of batches at the shutdown deadline.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use posthaste::{Batch, Event, Outcome};
+use serde_json::json;
+use support::{assert_invariant, Reply, Sink, PATIENCE};
+
+/// Long enough that only a full batch or shutdown ends a gather in these tests.
+const LONG_LINGER: Duration = Duration::from_secs(30);
+
+/// A pre-encoded event of exactly `len` bytes (its byte estimate is exact).
+fn sized(i: usize, len: usize) -> Event {
+    let head = format!(r#"{{"i":{i},"pad":""#);
+    let pad = "x".repeat(len - head.len() - 2);
+    let bytes = format!("{head}{pad}\"}}").into_bytes();
+    assert_eq!(bytes.len(), len);
+    Event::from_json_bytes(bytes).unwrap()
+}
+
+fn events_per_request(sink: &Sink) -> Vec<u64> {
+    sink.requests().iter().map(|r| r.events()).collect()
+}
+
+#[test]
+fn a_batch_ends_at_max_events() {
+    let sink = Sink::ok();
+    let guard = posthaste::builder(sink.url())
+        .workers(1)
+        .batch(Batch::new().max_events(10).linger(LONG_LINGER))
+        .start()
+        .unwrap();
+    let client = guard.client();
+    for i in 0..25 {
+        client.send(json!({"i": i})).unwrap();
+    }
+    // Two full batches go without lingering; the last five wait for shutdown, which sends
+    // them at once.
+    assert!(sink.wait_for_events(20, PATIENCE));
+    assert_eq!(events_per_request(&sink), [10, 10]);
+    let report = guard.shutdown();
+    assert_eq!(report.stats.delivered, 25);
+    assert_eq!(report.stats.requests, 3);
+    assert_eq!(events_per_request(&sink), [10, 10, 5]);
+    let mut seen: Vec<i64> = sink
+        .requests()
+        .iter()
+        .flat_map(|r| r.json().as_array().unwrap().clone())
+        .map(|v| v["i"].as_i64().unwrap())
+        .collect();
+    seen.sort();
+    assert_eq!(seen, (0..25).collect::<Vec<_>>());
+    assert_invariant(&report.stats);
+}
+
+#[test]
+fn a_batch_ends_before_max_bytes() {
+    let sink = Sink::ok();
+    let guard = posthaste::builder(sink.url())
+        .workers(1)
+        .batch(Batch::new().max_events(100).max_bytes(1000).linger(LONG_LINGER))
+        .start()
+        .unwrap();
+    let client = guard.client();
+    for i in 0..20 {
+        client.send(sized(i, 100)).unwrap();
+    }
+    // 100-byte events plus a separator each: nine fit in 1000 bytes, the tenth starts the next
+    // batch, which is sent at once when it is full too.
+    assert!(sink.wait_for_events(18, PATIENCE));
+    let report = guard.shutdown();
+    assert_eq!(report.stats.delivered, 20);
+    assert_eq!(events_per_request(&sink), [9, 9, 2]);
+    for r in sink.requests() {
+        assert!(r.body.len() <= 1000, "{} bytes", r.body.len());
+    }
+    assert_invariant(&report.stats);
+}
+
+#[test]
+fn linger_waits_for_more_events_then_sends_what_it_has() {
+    let sink = Sink::ok();
+    let linger = Duration::from_millis(300);
+    let guard = posthaste::builder(sink.url())
+        .workers(1)
+        .batch(Batch::new().max_events(1000).linger(linger))
+        .start()
+        .unwrap();
+    let client = guard.client();
+    let sent_at = Instant::now();
+    for i in 0..3 {
+        client.send(json!({"i": i})).unwrap();
+    }
+    // Not full, not shutting down: the linger time alone sends the batch.
+    assert!(sink.wait_for_events(3, PATIENCE));
+    let arrived = sink.requests()[0].at;
+    assert_eq!(events_per_request(&sink), [3]);
+    assert!(arrived.duration_since(sent_at) >= linger, "sent after {:?}", arrived.duration_since(sent_at));
+    drop(guard);
+}
+
+#[test]
+fn zero_linger_sends_what_is_queued_without_waiting() {
+    let sink = Sink::ok();
+    let guard =
+        posthaste::builder(sink.url()).workers(1).batch(Batch::new().linger(Duration::ZERO)).start().unwrap();
+    let receipt = guard.client().send_tracked(json!({"alone": true})).unwrap();
+    assert_eq!(receipt.wait(PATIENCE), Some(Outcome::Delivered { status: 200, attempts: 1 }));
+    assert_eq!(sink.requests()[0].json(), json!([{"alone": true}]));
+    drop(guard);
+}
+
+#[test]
+fn an_event_larger_than_max_bytes_is_rejected_unsent() {
+    let sink = Sink::ok();
+    let guard = posthaste::builder(sink.url()).batch(Batch::new().max_bytes(100)).start().unwrap();
+    let client = guard.client();
+    let big = client.send_tracked(sized(1, 200)).unwrap();
+    let small = client.send_tracked(sized(2, 50)).unwrap();
+    match big.wait(PATIENCE) {
+        Some(Outcome::Rejected { status: 413, attempts: 0, reason }) => {
+            assert!(reason.contains("202 bytes") && reason.contains("max_bytes (100)"), "{reason}")
+        }
+        other => panic!("expected an unsent rejection, got {other:?}"),
+    }
+    assert!(small.wait(PATIENCE).unwrap().is_delivered());
+    let report = guard.shutdown();
+    assert_eq!((report.stats.rejected, report.stats.delivered, report.stats.requests), (1, 1, 1));
+    assert_eq!(sink.requests().len(), 1);
+    assert_eq!(sink.requests()[0].events(), 1);
+    assert_invariant(&report.stats);
+}
+
+#[test]
+fn a_413_splits_the_batch_in_halves_down_to_what_fits() {
+    // The endpoint takes at most two events per request.
+    let sink = Sink::with(|req| Reply::Status(if req.events() > 2 { 413 } else { 200 }));
+    let guard = posthaste::builder(sink.url())
+        .workers(1)
+        .batch(Batch::new().max_events(8).linger(LONG_LINGER))
+        .start()
+        .unwrap();
+    let client = guard.client();
+    let receipts: Vec<_> = (0..8).map(|i| client.send_tracked(json!({"i": i})).unwrap()).collect();
+    for r in &receipts {
+        assert_eq!(r.wait(PATIENCE), Some(Outcome::Delivered { status: 200, attempts: 1 }));
+    }
+    let report = guard.shutdown();
+    // 8 → 413; 4 → 413; 2, 2; 4 → 413; 2, 2.
+    assert_eq!(events_per_request(&sink), [8, 4, 2, 2, 4, 2, 2]);
+    assert_eq!((report.stats.delivered, report.stats.requests, report.stats.retries), (8, 7, 0));
+    let mut delivered: Vec<i64> = sink
+        .requests()
+        .iter()
+        .filter(|r| r.events() <= 2)
+        .flat_map(|r| r.json().as_array().unwrap().clone())
+        .map(|v| v["i"].as_i64().unwrap())
+        .collect();
+    delivered.sort();
+    assert_eq!(delivered, (0..8).collect::<Vec<_>>(), "each event delivered once, in order of halves");
+    assert_invariant(&report.stats);
+}
+
+#[test]
+fn a_413_to_a_single_event_rejects_it() {
+    let sink = Sink::with(|_| Reply::body(413, "too large"));
+    let guard = posthaste::builder(sink.url())
+        .workers(1)
+        .batch(Batch::new().max_events(4).linger(LONG_LINGER))
+        .start()
+        .unwrap();
+    let client = guard.client();
+    let receipts: Vec<_> = (0..4).map(|i| client.send_tracked(json!(i)).unwrap()).collect();
+    for r in &receipts {
+        match r.wait(PATIENCE) {
+            Some(Outcome::Rejected { status: 413, attempts: 1, reason }) => assert_eq!(reason, "too large"),
+            other => panic!("{other:?}"),
+        }
+    }
+    let report = guard.shutdown();
+    assert_eq!(events_per_request(&sink), [4, 2, 1, 1, 2, 1, 1]);
+    assert_eq!(report.stats.rejected, 4);
+    assert_invariant(&report.stats);
+}
+
+#[test]
+fn without_batching_a_413_rejects_and_nothing_is_gathered() {
+    let sink = Sink::with(|req| Reply::Status(if req.json()["big"] == true { 413 } else { 200 }));
+    let guard = posthaste::builder(sink.url()).workers(1).start().unwrap();
+    let client = guard.client();
+    let big = client.send_tracked(json!({"big": true})).unwrap();
+    for i in 0..5 {
+        client.send(json!({"i": i})).unwrap();
+    }
+    assert!(matches!(big.wait(PATIENCE), Some(Outcome::Rejected { status: 413, attempts: 1, .. })));
+    let report = guard.shutdown();
+    assert_eq!(events_per_request(&sink), [1; 6]);
+    assert!(sink.requests().iter().all(|r| r.json().is_object()), "one document per request");
+    assert_eq!((report.stats.delivered, report.stats.rejected), (5, 1));
+}
+
+#[test]
+fn at_the_deadline_a_batch_on_the_wire_is_abandoned_and_the_rest_cancelled() {
+    let sink = Sink::with(|_| Reply::BlackHole);
+    let guard = posthaste::builder(sink.url())
+        .workers(1)
+        .batch(Batch::new().max_events(100).max_bytes(1000).linger(LONG_LINGER))
+        .shutdown_timeout(Duration::from_millis(200))
+        .start()
+        .unwrap();
+    let client = guard.client();
+    for i in 0..20 {
+        client.send(sized(i, 100)).unwrap();
+    }
+    // Nine events are on the wire; the tenth waits in the worker's slot for the next batch.
+    assert!(sink.wait_for_requests(1, PATIENCE));
+    let report = guard.shutdown();
+    assert!(report.deadline_reached);
+    assert_eq!(report.stats.abandoned, 9, "{:?}", report.stats);
+    assert_eq!(report.stats.cancelled, 11, "{:?}", report.stats);
+    assert_eq!(report.stats.submitted, 20);
+    assert_eq!((report.stats.queued, report.stats.in_flight), (0, 0));
+    assert_invariant(&report.stats);
+}
+
+#[test]
+fn many_events_in_few_requests_all_accounted() {
+    let sink = Sink::counting(|_| Reply::Status(200));
+    let guard = posthaste::builder(sink.url())
+        .workers(2)
+        .queue_capacity(50_000)
+        .batch(Batch::new().max_events(500))
+        .encoding(posthaste::Encoding::Ndjson)
+        .start()
+        .unwrap();
+    let client = guard.client();
+    for i in 0..20_000 {
+        client.send(json!({"i": i, "msg": "hello"})).unwrap();
+    }
+    let report = guard.shutdown_timeout(PATIENCE);
+    assert_eq!(report.stats.delivered, 20_000, "{report}");
+    assert_eq!(sink.events(), 20_000);
+    assert!(report.stats.requests <= 20_000 / 500 * 4, "{} requests", report.stats.requests);
+    assert_invariant(&report.stats);
+}
+
+#[test]
+fn invalid_batch_options_fail_at_start() {
+    let err =
+        posthaste::builder("http://127.0.0.1:9/").batch(Batch::new().max_events(0)).start().unwrap_err();
+    assert!(err.to_string().contains("batch.max_events"), "{err}");
+    let err = posthaste::builder("http://127.0.0.1:9/").worker_nice(40).start().unwrap_err();
+    assert!(err.to_string().contains("worker_nice"), "{err}");
+}
