@@ -607,6 +607,49 @@ pub(crate) fn gzip(input: &[u8], level: u32, out: &mut Vec<u8>) {
     *out = encoder.finish().unwrap_or_default();
 }
 
+/// Encoding entry points for the crate's own benchmarks (`benches/send.rs`). Not part of the
+/// public API: hidden from the docs, may change in any release.
+#[doc(hidden)]
+pub mod bench_support {
+    use super::{BatchOptions, Codec};
+    use crate::event::Event;
+    use crate::outcome::Envelope;
+
+    /// A batch of events with an encoder, as a worker holds them.
+    pub struct EncodeBench {
+        codec: Codec,
+        batch: Vec<Envelope>,
+        body: Vec<u8>,
+        zipped: Vec<u8>,
+    }
+
+    impl EncodeBench {
+        /// Events laid out by `encoding` (and `template`), gzip on or off, batching on.
+        pub fn new(
+            events: Vec<Event>,
+            encoding: super::Encoding,
+            template: Option<super::Template>,
+            gzip: Option<super::Gzip>,
+        ) -> EncodeBench {
+            let options =
+                BatchOptions { batch: Some(super::Batch::new()), encoding, template, gzip, ..Default::default() };
+            let batch =
+                events.into_iter().map(|event| Envelope { size: event.approx_bytes(), event, receipt: None }).collect();
+            EncodeBench { codec: Codec::new(&options), batch, body: Vec::new(), zipped: Vec::new() }
+        }
+
+        /// Encodes (and compresses, if on) the batch; returns the bytes to send.
+        pub fn run(&mut self) -> usize {
+            self.codec.encode(&self.batch, &mut self.body);
+            if self.codec.compress(&self.body, &mut self.zipped) {
+                self.zipped.len()
+            } else {
+                self.body.len()
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -98,6 +98,9 @@ pub use queue::Overflow;
 pub use retry::Retry;
 pub use stats::Stats;
 
+#[doc(hidden)]
+pub use batch::bench_support as __bench;
+
 #[cfg(test)]
 mod tests {
     fn assert_send_sync<T: Send + Sync>() {}
