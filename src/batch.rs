@@ -20,11 +20,14 @@ use crate::outcome::Envelope;
 /// Several events per request: the opt-in batching policy, set with
 /// [`Builder::batch`](crate::Builder::batch).
 ///
-/// A worker takes one event (waiting for it), then keeps taking queued events until the batch
-/// holds `max_events`, its estimated encoded size would pass `max_bytes`, or `linger` has
-/// passed since the first one; then it sends them in one request, laid out by the
-/// [`Encoding`]. An event that would push the batch past `max_bytes` starts the next batch.
-/// During shutdown workers do not linger: they send what is queued at once.
+/// A worker takes one event (waiting for it), then takes what is queued behind it; if the
+/// batch is not full yet, it sleeps out the rest of the `linger` time (counted from the first
+/// event) and takes what came meanwhile. The batch is full when it holds `max_events` or the
+/// next event would take its estimated encoded size past `max_bytes` (that event starts the
+/// next batch). Then it goes out in one request, laid out by the [`Encoding`]. Under load
+/// batches fill at once and go without lingering; when events trickle in, a worker wakes once
+/// per batch rather than once per event, so producers never pay for waking it. During shutdown
+/// workers do not linger: they send what is queued at once.
 ///
 /// `max_bytes` is a hard limit on each request body (before gzip): a batch whose encoding
 /// turns out larger than its estimate is split in halves before sending, and a single event
@@ -73,8 +76,9 @@ impl Batch {
         self
     }
 
-    /// How long a worker waits for more events after taking the first one of a batch (≤ 60 s;
-    /// zero sends whatever is queued at that moment without waiting). Defaults to 50 ms.
+    /// How long a batch may wait for more events after its first one (≤ 60 s; zero sends
+    /// whatever is queued at that moment without waiting). It bounds the delay batching adds.
+    /// Defaults to 50 ms.
     pub fn linger(mut self, d: Duration) -> Batch {
         self.linger = d;
         self

@@ -131,8 +131,7 @@ impl Worker {
                 Err(TryRecvError::Empty) => {
                     let now = Instant::now();
                     // Shutting down: send what is queued without lingering.
-                    let Some(left) =
-                        linger_until.filter(|_| shared.deadline().is_none()).map(|t| t - now.min(t))
+                    let Some(left) = linger_until.filter(|_| shared.deadline().is_none()).map(|t| t - now.min(t))
                     else {
                         break;
                     };
@@ -141,14 +140,11 @@ impl Worker {
                     }
                     // Nothing taken waits outside the slot, where shutdown could not see it.
                     self.hand_over(&mut taken);
-                    select! {
-                        recv(rx) -> msg => match msg {
-                            Ok(env) => env,
-                            Err(_) => break,
-                        },
-                        recv(shared.shutdown_rx) -> _ => break,
-                        default(left) => break,
-                    }
+                    // Sleep out the linger time, then take what came. Waiting on the queue
+                    // instead would wake this worker for every event, and make every producer
+                    // pay for waking it: the host program would feel that, batching or not.
+                    let _ = shared.shutdown_rx.recv_timeout(left);
+                    continue;
                 }
             };
             let size = codec.estimate(env.size);

@@ -3,7 +3,10 @@
 
 mod support;
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
 
 use posthaste::{Batch, Event, Outcome};
 use serde_json::json;
@@ -11,6 +14,8 @@ use support::{assert_invariant, Reply, Sink, PATIENCE};
 
 /// Long enough that only a full batch or shutdown ends a gather in these tests.
 const LONG_LINGER: Duration = Duration::from_secs(30);
+/// For tests whose first request must go out on its own (after this long).
+const GATE_LINGER: Duration = Duration::from_secs(3);
 
 /// A pre-encoded event of exactly `len` bytes (its byte estimate is exact).
 fn sized(i: usize, len: usize) -> Event {
@@ -21,32 +26,54 @@ fn sized(i: usize, len: usize) -> Event {
     Event::from_json_bytes(bytes).unwrap()
 }
 
+/// A sink that holds its first request until the returned sender sends (or drops), and
+/// answers every later one with `then`. While the first request is held the test fills the
+/// queue, so the batches that follow are decided by the limits alone.
+fn gated(then: Reply) -> (Sink, Sender<()>) {
+    let (release, gate) = crossbeam_channel::bounded::<()>(0);
+    let gate = Mutex::new(gate);
+    let sink = Sink::with(move |req| {
+        if req.index == 0 {
+            let _ = gate.lock().unwrap().recv_timeout(PATIENCE);
+            return Reply::Status(200);
+        }
+        then.clone()
+    });
+    (sink, release)
+}
+
 fn events_per_request(sink: &Sink) -> Vec<u64> {
     sink.requests().iter().map(|r| r.events()).collect()
 }
 
 #[test]
-fn a_batch_ends_at_max_events() {
-    let sink = Sink::ok();
+fn a_full_batch_goes_at_once_and_the_rest_waits_for_the_linger_time() {
+    let (sink, release) = gated(Reply::Status(200));
     let guard = posthaste::builder(sink.url())
         .workers(1)
-        .batch(Batch::new().max_events(10).linger(LONG_LINGER))
+        .batch(Batch::new().max_events(10).linger(GATE_LINGER))
         .start()
         .unwrap();
     let client = guard.client();
+    client.send(json!({"i": -1})).unwrap();
+    // The first event goes alone (its linger ends with nothing else queued) and is held.
+    assert!(sink.wait_for_requests(1, PATIENCE));
     for i in 0..25 {
         client.send(json!({"i": i})).unwrap();
     }
-    // Two full batches go without lingering; the last five wait for shutdown, which sends
-    // them at once.
-    assert!(sink.wait_for_events(20, PATIENCE));
-    assert_eq!(events_per_request(&sink), [10, 10]);
+    let released = Instant::now();
+    drop(release);
+    // Two full batches go without lingering; the last five wait for the linger time or for
+    // shutdown, which sends them at once.
+    assert!(sink.wait_for_events(21, PATIENCE));
+    assert_eq!(events_per_request(&sink)[..3], [1, 10, 10]);
+    let third = sink.requests()[2].at;
+    assert!(third.duration_since(released) < GATE_LINGER, "full batches lingered");
     let report = guard.shutdown();
-    assert_eq!(report.stats.delivered, 25);
-    assert_eq!(report.stats.requests, 3);
-    assert_eq!(events_per_request(&sink), [10, 10, 5]);
-    let mut seen: Vec<i64> = sink
-        .requests()
+    assert_eq!(report.stats.delivered, 26);
+    assert_eq!(report.stats.requests, 4);
+    assert_eq!(events_per_request(&sink), [1, 10, 10, 5]);
+    let mut seen: Vec<i64> = sink.requests()[1..]
         .iter()
         .flat_map(|r| r.json().as_array().unwrap().clone())
         .map(|v| v["i"].as_i64().unwrap())
@@ -69,8 +96,7 @@ fn a_batch_ends_before_max_bytes() {
         client.send(sized(i, 100)).unwrap();
     }
     // 100-byte events plus a separator each: nine fit in 1000 bytes, the tenth starts the next
-    // batch, which is sent at once when it is full too.
-    assert!(sink.wait_for_events(18, PATIENCE));
+    // batch. Shutdown ends the linger time.
     let report = guard.shutdown();
     assert_eq!(report.stats.delivered, 20);
     assert_eq!(events_per_request(&sink), [9, 9, 2]);
@@ -145,10 +171,11 @@ fn a_413_splits_the_batch_in_halves_down_to_what_fits() {
         .unwrap();
     let client = guard.client();
     let receipts: Vec<_> = (0..8).map(|i| client.send_tracked(json!({"i": i})).unwrap()).collect();
+    // Shutdown ends the linger time; the halves are sent while it drains.
+    let report = guard.shutdown_timeout(PATIENCE);
     for r in &receipts {
-        assert_eq!(r.wait(PATIENCE), Some(Outcome::Delivered { status: 200, attempts: 1 }));
+        assert_eq!(r.try_outcome(), Some(Outcome::Delivered { status: 200, attempts: 1 }));
     }
-    let report = guard.shutdown();
     // 8 → 413; 4 → 413; 2, 2; 4 → 413; 2, 2.
     assert_eq!(events_per_request(&sink), [8, 4, 2, 2, 4, 2, 2]);
     assert_eq!((report.stats.delivered, report.stats.requests, report.stats.retries), (8, 7, 0));
@@ -174,13 +201,13 @@ fn a_413_to_a_single_event_rejects_it() {
         .unwrap();
     let client = guard.client();
     let receipts: Vec<_> = (0..4).map(|i| client.send_tracked(json!(i)).unwrap()).collect();
+    let report = guard.shutdown_timeout(PATIENCE);
     for r in &receipts {
-        match r.wait(PATIENCE) {
+        match r.try_outcome() {
             Some(Outcome::Rejected { status: 413, attempts: 1, reason }) => assert_eq!(reason, "too large"),
             other => panic!("{other:?}"),
         }
     }
-    let report = guard.shutdown();
     assert_eq!(events_per_request(&sink), [4, 2, 1, 1, 2, 1, 1]);
     assert_eq!(report.stats.rejected, 4);
     assert_invariant(&report.stats);
@@ -204,24 +231,29 @@ fn without_batching_a_413_rejects_and_nothing_is_gathered() {
 
 #[test]
 fn at_the_deadline_a_batch_on_the_wire_is_abandoned_and_the_rest_cancelled() {
-    let sink = Sink::with(|_| Reply::BlackHole);
+    let (sink, release) = gated(Reply::BlackHole);
     let guard = posthaste::builder(sink.url())
         .workers(1)
-        .batch(Batch::new().max_events(100).max_bytes(1000).linger(LONG_LINGER))
+        .batch(Batch::new().max_events(100).max_bytes(1000).linger(GATE_LINGER))
         .shutdown_timeout(Duration::from_millis(200))
         .start()
         .unwrap();
     let client = guard.client();
+    client.send(sized(99, 100)).unwrap();
+    assert!(sink.wait_for_requests(1, PATIENCE));
     for i in 0..20 {
         client.send(sized(i, 100)).unwrap();
     }
-    // Nine events are on the wire; the tenth waits in the worker's slot for the next batch.
-    assert!(sink.wait_for_requests(1, PATIENCE));
+    drop(release);
+    // Nine events are on the wire, never answered; the tenth waits in the worker's slot for
+    // the next batch, ten more in the queue.
+    assert!(sink.wait_for_requests(2, PATIENCE));
     let report = guard.shutdown();
     assert!(report.deadline_reached);
+    assert_eq!(report.stats.delivered, 1, "{:?}", report.stats);
     assert_eq!(report.stats.abandoned, 9, "{:?}", report.stats);
     assert_eq!(report.stats.cancelled, 11, "{:?}", report.stats);
-    assert_eq!(report.stats.submitted, 20);
+    assert_eq!(report.stats.submitted, 21);
     assert_eq!((report.stats.queued, report.stats.in_flight), (0, 0));
     assert_invariant(&report.stats);
 }

@@ -24,7 +24,7 @@ fn json_array_batches() {
     for i in 0..3 {
         guard.client().send(json!({"i": i})).unwrap();
     }
-    assert!(sink.wait_for_events(3, PATIENCE));
+    // Shutdown ends the linger time and sends what is queued.
     drop(guard);
     let r = &sink.requests()[0];
     assert_eq!(r.body, br#"[{"i":0},{"i":1},{"i":2}]"#);
@@ -53,7 +53,6 @@ fn ndjson_lines_and_content_type() {
     for i in 0..3 {
         guard.client().send(json!({"i": i, "text": "a\nb"})).unwrap();
     }
-    assert!(sink.wait_for_events(3, PATIENCE));
     drop(guard);
     let r = &sink.requests()[0];
     assert_eq!(r.header("content-type"), Some("application/x-ndjson"));
@@ -96,7 +95,6 @@ fn custom_encoder_writes_the_body() {
         .unwrap();
     guard.client().send(json!("a")).unwrap();
     guard.client().send(json!("b")).unwrap();
-    assert!(sink.wait_for_requests(1, PATIENCE));
     drop(guard);
     let r = &sink.requests()[0];
     assert_eq!(r.json(), json!({"count": 2, "items": ["a", "b"]}));
@@ -160,7 +158,6 @@ fn template_with_batching_wraps_every_event() {
         .unwrap();
     guard.client().send(json!({"i": 1})).unwrap();
     guard.client().send(json!({"i": 2})).unwrap();
-    assert!(sink.wait_for_events(2, PATIENCE));
     drop(guard);
     assert_eq!(
         String::from_utf8(sink.requests()[0].body.clone()).unwrap(),
@@ -188,8 +185,7 @@ fn gzip_round_trips_and_small_bodies_stay_plain() {
     for e in &sent {
         client.send(e.clone()).unwrap();
     }
-    assert!(sink.wait_for_events(50, PATIENCE));
-    // One small event alone, below the 1 KiB threshold: plain.
+    // One small event alone in the next batch, below the 1 KiB threshold: plain.
     let small = client.send_tracked(json!({"small": true})).unwrap();
     drop(guard);
     assert!(small.wait(PATIENCE).unwrap().is_delivered());
@@ -272,7 +268,6 @@ fn halves_of_a_split_batch_get_their_own_keys() {
         .unwrap();
     guard.client().send(json!(1)).unwrap();
     guard.client().send(json!(2)).unwrap();
-    assert!(sink.wait_for_events(2, PATIENCE));
     drop(guard);
     let keys: Vec<String> =
         sink.requests().iter().map(|r| r.header("idempotency-key").unwrap().to_string()).collect();

@@ -1,0 +1,205 @@
+//! What shipping costs the host program, and what an outage costs in memory.
+//!
+//! **CPU overhead**: a fixed, deterministic numeric workload (a logistic-map iteration with a
+//! square root, latency-bound floating point) runs on every core, alone and then while its own
+//! threads ship 10,000 events/s through posthaste from their inner loop, the way a numeric
+//! program logs. The slowdown of the workload's wall time is the overhead. Each mode runs
+//! 3 times, interleaved; medians are compared. The loopback sink stands in for a remote
+//! collector: it is started from a thread at nice 19 (its threads inherit it), so it gets the
+//! CPU only when the workload leaves some.
+//!
+//! **Memory under an outage**: for 30 s (`POSTHASTE_OUTAGE_SECS`) the endpoint refuses every
+//! connection while a producer sends 10,000 events/s; resident memory is sampled every second.
+//!
+//! `cargo bench --bench overhead`; results also go to `$POSTHASTE_BENCH_OUT/overhead.json`.
+
+#[path = "../tests/support/sink.rs"]
+mod sink;
+mod common;
+
+use std::hint::black_box;
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use posthaste::{Batch, Client};
+use sink::{Reply, Sink};
+
+const RATE: u64 = 10_000;
+const REPS: usize = 3;
+
+/// The workload's inner loop; calls `step` every `every` iterations (never if 0).
+fn workload(iters: u64, seed: u64, every: u64, mut step: impl FnMut(u64)) -> f64 {
+    let mut x = 0.1 + (seed % 7) as f64 * 0.1;
+    let mut acc = 0.0;
+    let mut next = if every == 0 { u64::MAX } else { every };
+    for i in 0..iters {
+        x = 3.99 * x * (1.0 - x);
+        acc += x.sqrt();
+        if i == next {
+            step(i);
+            next += every;
+        }
+    }
+    acc
+}
+
+/// Runs the workload on `threads` threads; returns the wall time.
+fn run(threads: usize, iters: u64, every: u64, client: Option<&Client>) -> Duration {
+    let barrier = Arc::new(Barrier::new(threads + 1));
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let barrier = barrier.clone();
+            let client = client.cloned();
+            thread::spawn(move || {
+                barrier.wait();
+                let acc = workload(iters, t as u64, every, |i| {
+                    if let Some(c) = &client {
+                        let _ = c.send_serialize(&common::line(i));
+                    }
+                });
+                black_box(acc);
+            })
+        })
+        .collect();
+    barrier.wait();
+    let start = Instant::now();
+    for h in handles {
+        h.join().unwrap();
+    }
+    start.elapsed()
+}
+
+fn nice_sink() -> Sink {
+    // Threads inherit the nice value of the thread that creates them.
+    thread::spawn(|| {
+        #[allow(unsafe_code)] // setpriority on this thread only.
+        // SAFETY: plain integer arguments; affects the calling thread only.
+        unsafe {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            libc::setpriority(libc::PRIO_PROCESS, tid, 19);
+        }
+        Sink::counting(|_| Reply::Status(200))
+    })
+    .join()
+    .unwrap()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+struct Mode {
+    name: &'static str,
+    configure: Option<fn(posthaste::Builder) -> posthaste::Builder>,
+}
+
+fn cpu_overhead(results: &mut Vec<serde_json::Value>) {
+    let threads = thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    // Calibrate: iterations per second of one thread, then size the run to ~2 s.
+    let probe = 20_000_000;
+    let t = Instant::now();
+    black_box(workload(probe, 0, 0, |_| {}));
+    let per_sec = probe as f64 / t.elapsed().as_secs_f64();
+    let iters = (per_sec * 2.0) as u64;
+    // Every thread sends RATE / threads events per second of its own progress.
+    let every = (per_sec / (RATE as f64 / threads as f64)) as u64;
+    let modes = [
+        Mode { name: "alone", configure: None },
+        Mode { name: "posthaste unbatched", configure: Some(|b| b) },
+        Mode { name: "posthaste unbatched, worker_nice(10)", configure: Some(|b| b.worker_nice(10)) },
+        Mode { name: "posthaste batched", configure: Some(|b| b.batch(Batch::new())) },
+        Mode { name: "posthaste batched, worker_nice(10)", configure: Some(|b| b.batch(Batch::new()).worker_nice(10)) },
+    ];
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+    let mut shipped: Vec<Vec<(u64, u64, f64)>> = vec![Vec::new(); modes.len()];
+    for _ in 0..REPS {
+        for (m, mode) in modes.iter().enumerate() {
+            let Some(configure) = mode.configure else {
+                times[m].push(run(threads, iters, 0, None).as_secs_f64());
+                continue;
+            };
+            let sink = nice_sink();
+            let guard = configure(posthaste::builder(sink.url())).start().unwrap();
+            let client = guard.client();
+            let wall = run(threads, iters, every, Some(&client)).as_secs_f64();
+            let report = guard.shutdown();
+            times[m].push(wall);
+            shipped[m].push((report.stats.delivered, report.stats.dropped, wall));
+        }
+    }
+    let alone = median(times[0].clone());
+    println!("\nCPU overhead: {threads} threads × {iters} iterations, events every {every} iterations per thread");
+    println!("| mode | workload wall time (median of {REPS}) | slowdown | events/s shipped | dropped |");
+    println!("|---|---:|---:|---:|---:|");
+    for (m, mode) in modes.iter().enumerate() {
+        let t = median(times[m].clone());
+        let slowdown = (t / alone - 1.0) * 100.0;
+        let (rate, dropped) = match shipped[m].last() {
+            Some((delivered, dropped, wall)) => (format!("{:.0}", *delivered as f64 / wall), dropped.to_string()),
+            None => ("–".into(), "–".into()),
+        };
+        let shown = if m == 0 { "–".to_string() } else { format!("{slowdown:+.1} %") };
+        println!("| {} | {:.3} s | {} | {} | {} |", mode.name, t, shown, rate, dropped);
+        results.push(serde_json::json!({"kind": "cpu", "name": mode.name, "seconds": t, "slowdown_percent": slowdown,
+            "runs": times[m], "shipped": shipped[m].iter().map(|s| serde_json::json!({"delivered": s.0, "dropped": s.1, "wall": s.2})).collect::<Vec<_>>()}));
+    }
+}
+
+fn outage(results: &mut Vec<serde_json::Value>) {
+    let secs: u64 = std::env::var("POSTHASTE_OUTAGE_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let guard = posthaste::builder(format!("http://127.0.0.1:{port}/ingest")).shutdown_timeout(Duration::ZERO).start().unwrap();
+    let client = guard.client();
+    let start = Instant::now();
+    let mut samples = Vec::new();
+    let mut sent = 0u64;
+    let mut next_sample = Duration::from_secs(1);
+    while start.elapsed() < Duration::from_secs(secs) {
+        // Paced at RATE events/s.
+        let due = (start.elapsed().as_secs_f64() * RATE as f64) as u64;
+        while sent < due {
+            let _ = client.send_serialize(&common::line(sent));
+            sent += 1;
+        }
+        if start.elapsed() >= next_sample {
+            samples.push(common::rss_bytes().unwrap_or(0));
+            next_sample += Duration::from_secs(1);
+        }
+        thread::sleep(Duration::from_micros(500));
+    }
+    let stats = client.stats();
+    let report = guard.shutdown();
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    let at = |s: usize| samples.get(s.saturating_sub(1)).copied().unwrap_or(0);
+    let max = samples.iter().copied().max().unwrap_or(0);
+    println!("\nMemory under a {secs} s outage (connections refused), {RATE} events/s offered:");
+    println!(
+        "RSS at 1 s {:.1} MiB, 5 s {:.1} MiB, {secs} s {:.1} MiB, max {:.1} MiB; queued {} events ({:.1} MiB budget used), dropped {}, cancelled at exit {}",
+        mib(at(1)),
+        mib(at(5)),
+        mib(at(secs as usize)),
+        mib(max),
+        stats.queued,
+        mib(stats.queued_bytes),
+        stats.dropped,
+        report.stats.cancelled
+    );
+    results.push(serde_json::json!({"kind": "outage", "seconds": secs, "rss_samples": samples, "offered": sent,
+        "queued": stats.queued, "dropped": stats.dropped}));
+}
+
+fn main() {
+    let mut results = Vec::new();
+    let only = std::env::var("POSTHASTE_BENCH_ONLY").unwrap_or_default();
+    if only.is_empty() || only.contains("cpu") {
+        cpu_overhead(&mut results);
+    }
+    if only.is_empty() || only.contains("outage") {
+        outage(&mut results);
+    }
+    if let Some(path) = common::out_file("overhead.json") {
+        std::fs::write(path, serde_json::to_vec_pretty(&results).unwrap()).unwrap();
+    }
+}
