@@ -11,9 +11,9 @@
 //! Every run is bounded in events and in time (60 s); a run that doesn't finish is reported as
 //! failed. `cargo bench --bench e2e`; results also go to `$POSTHASTE_BENCH_OUT/e2e.json`.
 
+mod common;
 #[path = "../tests/support/sink.rs"]
 mod sink;
-mod common;
 
 use std::process::Command;
 use std::thread;
@@ -44,7 +44,10 @@ impl Run {
     }
 }
 
-fn posthaste_run(name: &'static str, events: u64, configure: Box<dyn Fn(posthaste::Builder) -> posthaste::Builder>) -> Run {
+/// How a contender configures posthaste.
+type Configure = Box<dyn Fn(posthaste::Builder) -> posthaste::Builder>;
+
+fn posthaste_run(name: &'static str, events: u64, configure: Configure) -> Run {
     let sink = Sink::counting(|_| Reply::Status(200));
     // Like the naive baseline's unbounded channel, the queue holds the whole run: what is
     // measured is delivery, not a producer blocked on a full queue.
@@ -83,7 +86,9 @@ fn naive_run(events: u64) -> Run {
                 let mut requests = 0u64;
                 for body in rx {
                     requests += 1;
-                    if let Ok(mut res) = agent.post(&url).header("Content-Type", "application/json").send(&body[..]) {
+                    if let Ok(mut res) =
+                        agent.post(&url).header("Content-Type", "application/json").send(&body[..])
+                    {
                         let _ = res.body_mut().read_to_vec();
                     }
                 }
@@ -105,7 +110,12 @@ fn naive_run(events: u64) -> Run {
 fn python_run(events: u64) -> Option<Run> {
     let sink = Sink::counting(|_| Reply::Status(200));
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/py_baseline.py");
-    let out = Command::new("python3").arg(script).arg(sink.url()).arg(events.to_string()).arg(WORKERS.to_string()).output();
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(sink.url())
+        .arg(events.to_string())
+        .arg(WORKERS.to_string())
+        .output();
     let out = match out {
         Ok(o) if o.status.success() => o,
         Ok(o) => {
@@ -120,7 +130,14 @@ fn python_run(events: u64) -> Option<Run> {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
     let ok = v["errors"] == 0 && sink.events() == events;
     let seconds = v["seconds"].as_f64()?;
-    Some(Run { name: "python (ThreadPoolExecutor + requests + tenacity)", events, seconds, requests: sink.count(), wire_bytes: 0, ok })
+    Some(Run {
+        name: "python (ThreadPoolExecutor + requests + tenacity)",
+        events,
+        seconds,
+        requests: sink.count(),
+        wire_bytes: 0,
+        ok,
+    })
 }
 
 fn main() {
@@ -135,11 +152,19 @@ fn main() {
         .unwrap_or_default();
     let wanted = |name: &str| only.is_empty() || only.iter().any(|w| name.contains(w.as_str()));
     let mut runs = Vec::new();
-    let contenders: Vec<(&'static str, u64, Box<dyn Fn(posthaste::Builder) -> posthaste::Builder>)> = vec![
+    let contenders: Vec<(&'static str, u64, Configure)> = vec![
         ("posthaste unbatched", n(60_000), Box::new(|b| b)),
         ("posthaste batched, JSON array", n(2_000_000), Box::new(move |b| b.batch(batch()))),
-        ("posthaste batched, NDJSON", n(2_000_000), Box::new(move |b| b.batch(batch()).encoding(Encoding::Ndjson))),
-        ("posthaste batched, JSON array + gzip", n(2_000_000), Box::new(move |b| b.batch(batch()).gzip(Gzip::new()))),
+        (
+            "posthaste batched, NDJSON",
+            n(2_000_000),
+            Box::new(move |b| b.batch(batch()).encoding(Encoding::Ndjson)),
+        ),
+        (
+            "posthaste batched, JSON array + gzip",
+            n(2_000_000),
+            Box::new(move |b| b.batch(batch()).gzip(Gzip::new())),
+        ),
     ];
     for (name, events, configure) in contenders {
         if wanted(name) {
@@ -156,7 +181,8 @@ fn main() {
     }
     let naive = runs.iter().find(|r| r.name.starts_with("naive")).map(Run::rate).unwrap_or(0.0);
     let python = runs.iter().find(|r| r.name.starts_with("python")).map(Run::rate).unwrap_or(0.0);
-    let ratio = |rate: f64, base: f64| if base > 0.0 { format!("{:.1}×", rate / base) } else { "n/a".into() };
+    let ratio =
+        |rate: f64, base: f64| if base > 0.0 { format!("{:.1}×", rate / base) } else { "n/a".into() };
     println!("\n| contender | events | seconds | events/s | requests | × naive | × python |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
     for r in &runs {

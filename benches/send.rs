@@ -47,14 +47,24 @@ fn guard_for(events: usize) -> posthaste::Guard {
         .workers(1)
         .queue_capacity(events + 16)
         .queue_bytes(1 << 34)
-        .retry(Retry::new().initial_delay(Duration::from_secs(60)).max_delay(Duration::from_secs(60)).jitter(false))
+        .retry(
+            Retry::new()
+                .initial_delay(Duration::from_secs(60))
+                .max_delay(Duration::from_secs(60))
+                .jitter(false),
+        )
         .start()
         .unwrap()
 }
 
 /// Times `producers` threads each handing `per_thread` events to `send`; wall time from the
 /// moment they are released together until the last one finishes.
-fn timed<S: Fn(Event) + Send + Sync + 'static>(producers: usize, per_thread: usize, make: fn() -> Event, send: S) -> Duration {
+fn timed<S: Fn(Event) + Send + Sync + 'static>(
+    producers: usize,
+    per_thread: usize,
+    make: fn() -> Event,
+    send: S,
+) -> Duration {
     let send = Arc::new(send);
     let barrier = Arc::new(Barrier::new(producers + 1));
     let handles: Vec<_> = (0..producers)
@@ -90,7 +100,7 @@ fn posthaste_send(iters: u64, producers: usize, make: fn() -> Event) -> Duration
                 panic!("queue sized to never drop");
             }
         });
-        drop(guard.shutdown_timeout(Duration::ZERO));
+        let _report = guard.shutdown_timeout(Duration::ZERO);
         left = left.saturating_sub(per_thread * producers);
     }
     total
@@ -143,7 +153,12 @@ fn encode_cost(c: &mut Criterion) {
     let cases: Vec<(&str, Encoding, Option<Template>, Option<Gzip>)> = vec![
         ("json_array", Encoding::JsonArray, None, None),
         ("ndjson", Encoding::Ndjson, None, None),
-        ("template_string", Encoding::JsonArray, Some(Template::string_field(json!({"bucket": "team-a"}), "log")), None),
+        (
+            "template_string",
+            Encoding::JsonArray,
+            Some(Template::string_field(json!({"bucket": "team-a"}), "log")),
+            None,
+        ),
         ("json_array_gzip1", Encoding::JsonArray, None, Some(Gzip::new())),
         ("json_array_gzip6", Encoding::JsonArray, None, Some(Gzip::new().level(6))),
     ];

@@ -635,10 +635,17 @@ pub mod bench_support {
             template: Option<super::Template>,
             gzip: Option<super::Gzip>,
         ) -> EncodeBench {
-            let options =
-                BatchOptions { batch: Some(super::Batch::new()), encoding, template, gzip, ..Default::default() };
-            let batch =
-                events.into_iter().map(|event| Envelope { size: event.approx_bytes(), event, receipt: None }).collect();
+            let options = BatchOptions {
+                batch: Some(super::Batch::new()),
+                encoding,
+                template,
+                gzip,
+                ..Default::default()
+            };
+            let batch = events
+                .into_iter()
+                .map(|event| Envelope { size: event.approx_bytes(), event, receipt: None })
+                .collect();
             EncodeBench { codec: Codec::new(&options), batch, body: Vec::new(), zipped: Vec::new() }
         }
 

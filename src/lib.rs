@@ -43,6 +43,29 @@
 //! exponential backoff and full jitter ([`Retry`]). A `Retry-After` answer pauses every worker.
 //! Redirects are never followed (a redirected POST would lose its body); they are `Rejected`.
 //!
+//! # Throughput
+//!
+//! By default every request carries one event. [`Builder::batch`] sends many per request
+//! (a JSON array, NDJSON lines, or your own [`Encoding`]), optionally gzip-compressed
+//! ([`Builder::gzip`]); this is what takes posthaste from tens of thousands to over a million
+//! events per second. [`Builder::template`] wraps each event for endpoints that want an
+//! envelope, [`Builder::idempotency`] lets the receiver drop duplicates from retries, and
+//! [`Builder::worker_nice`] keeps the workers out of your compute threads' way.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! let guard = posthaste::builder("https://collector.example/ingest")
+//!     .batch(posthaste::Batch::new().max_events(1_000).linger(Duration::from_millis(100)))
+//!     .encoding(posthaste::Encoding::Ndjson)
+//!     .gzip(posthaste::Gzip::new())
+//!     .idempotency(posthaste::Idempotency::new())
+//!     .worker_nice(10)
+//!     .start()?;
+//! # drop(guard);
+//! # Ok::<(), posthaste::Error>(())
+//! ```
+//!
 //! # Shutdown
 //!
 //! Dropping the guard, or [`Guard::shutdown`], closes intake, wakes every backoff wait, keeps
@@ -64,6 +87,12 @@
 //! | [`Builder::connect_timeout`] | 5 s |
 //! | [`Builder::request_timeout`] | 15 s per phase |
 //! | [`Builder::shutdown_timeout`] | 3 s |
+//! | [`Builder::batch`] | off: one event per request ([`Batch::new`]: 500 events, 1 MiB, 50 ms) |
+//! | [`Builder::encoding`] | [`Encoding::Json`] |
+//! | [`Builder::template`] | none |
+//! | [`Builder::gzip`] | off ([`Gzip::new`]: level 1, from 1 KiB) |
+//! | [`Builder::idempotency`] | off ([`Idempotency::new`]: `Idempotency-Key`, `X-Attempt`) |
+//! | [`Builder::worker_nice`] | 0 |
 
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]

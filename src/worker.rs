@@ -113,7 +113,7 @@ impl Worker {
     /// Batching only: takes more queued events behind the ones in the slot until a limit or
     /// the linger time, putting them in the slot. Returns how many events at the front of the
     /// slot make up the batch; an event that did not fit stays behind them, for the next one.
-    fn gather(&mut self) -> usize {
+    fn gather(&self) -> usize {
         let held = self.slot().len();
         let Some(limits) = self.shared.config.batch.batch else { return held };
         let shared = &*self.shared;
@@ -131,7 +131,8 @@ impl Worker {
                 Err(TryRecvError::Empty) => {
                     let now = Instant::now();
                     // Shutting down: send what is queued without lingering.
-                    let Some(left) = linger_until.filter(|_| shared.deadline().is_none()).map(|t| t - now.min(t))
+                    let Some(left) =
+                        linger_until.filter(|_| shared.deadline().is_none()).map(|t| t - now.min(t))
                     else {
                         break;
                     };
