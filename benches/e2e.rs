@@ -9,7 +9,9 @@
 //!   2 threads, requests.Session, tenacity), if `python3` with `requests` and `tenacity` runs.
 //!
 //! Every run is bounded in events and in time (60 s); a run that doesn't finish is reported as
-//! failed. `cargo bench --bench e2e`; results also go to `$POSTHASTE_BENCH_OUT/e2e.json`.
+//! failed. Three interleaved rounds (`POSTHASTE_BENCH_ROUNDS`); each contender's best round is
+//! reported. posthaste's queue is sized to hold a whole run, like the naive baseline's
+//! unbounded channel, so what is measured is delivery, not a producer waiting for room. `cargo bench --bench e2e`; results also go to `$POSTHASTE_BENCH_OUT/e2e.json`.
 
 mod common;
 #[path = "../tests/support/sink.rs"]
@@ -45,7 +47,7 @@ impl Run {
 }
 
 /// How a contender configures posthaste.
-type Configure = Box<dyn Fn(posthaste::Builder) -> posthaste::Builder>;
+type Configure = fn(posthaste::Builder) -> posthaste::Builder;
 
 fn posthaste_run(name: &'static str, events: u64, configure: Configure) -> Run {
     let sink = Sink::counting(|_| Reply::Status(200));
@@ -144,41 +146,44 @@ fn main() {
     // `cargo bench` passes `--bench`; a filter argument is not supported.
     let scale: f64 = std::env::var("POSTHASTE_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
     let n = |base: u64| ((base as f64 * scale) as u64).max(1000);
-    let batch = Batch::new;
     // POSTHASTE_BENCH_ONLY=naive,unbatched runs only the contenders whose names contain one of
     // the words (for profiling one of them).
     let only: Vec<String> = std::env::var("POSTHASTE_BENCH_ONLY")
         .map(|s| s.split(',').map(str::to_string).collect())
         .unwrap_or_default();
     let wanted = |name: &str| only.is_empty() || only.iter().any(|w| name.contains(w.as_str()));
-    let mut runs = Vec::new();
+    let rounds: usize =
+        std::env::var("POSTHASTE_BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
     let contenders: Vec<(&'static str, u64, Configure)> = vec![
-        ("posthaste unbatched", n(60_000), Box::new(|b| b)),
-        ("posthaste batched, JSON array", n(2_000_000), Box::new(move |b| b.batch(batch()))),
-        (
-            "posthaste batched, NDJSON",
-            n(2_000_000),
-            Box::new(move |b| b.batch(batch()).encoding(Encoding::Ndjson)),
-        ),
-        (
-            "posthaste batched, JSON array + gzip",
-            n(2_000_000),
-            Box::new(move |b| b.batch(batch()).gzip(Gzip::new())),
-        ),
+        ("posthaste unbatched", n(60_000), |b| b),
+        ("posthaste batched, JSON array", n(1_000_000), |b| b.batch(Batch::new())),
+        ("posthaste batched, NDJSON", n(1_000_000), |b| b.batch(Batch::new()).encoding(Encoding::Ndjson)),
+        ("posthaste batched, JSON array + gzip", n(1_000_000), |b| b.batch(Batch::new()).gzip(Gzip::new())),
     ];
-    for (name, events, configure) in contenders {
-        if wanted(name) {
-            runs.push(posthaste_run(name, events, configure));
+    // Rounds are interleaved and each contender keeps its best round: on a machine shared
+    // with other jobs, the least disturbed run is the closest to what the code can do.
+    let mut best: Vec<Run> = Vec::new();
+    let mut keep = |run: Run| match best.iter_mut().find(|b| b.name == run.name) {
+        Some(b) if run.rate() > b.rate() => *b = run,
+        Some(_) => {}
+        None => best.push(run),
+    };
+    for _ in 0..rounds {
+        for (name, events, configure) in &contenders {
+            if wanted(name) {
+                keep(posthaste_run(name, *events, *configure));
+            }
+        }
+        if wanted("naive") {
+            keep(naive_run(n(60_000)));
+        }
+        if wanted("python") {
+            if let Some(py) = python_run(n(4_000)) {
+                keep(py);
+            }
         }
     }
-    if wanted("naive") {
-        runs.push(naive_run(n(60_000)));
-    }
-    if wanted("python") {
-        if let Some(py) = python_run(n(4_000)) {
-            runs.push(py);
-        }
-    }
+    let runs = best;
     let naive = runs.iter().find(|r| r.name.starts_with("naive")).map(Run::rate).unwrap_or(0.0);
     let python = runs.iter().find(|r| r.name.starts_with("python")).map(Run::rate).unwrap_or(0.0);
     let ratio =

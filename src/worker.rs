@@ -328,7 +328,7 @@ impl Worker {
         events: usize,
     ) -> Next {
         let transport = &self.shared.transport;
-        match transport.send(body, headers, time_left) {
+        match transport.send_as(self.index, body, headers, time_left) {
             Ok(answer) => {
                 let status = answer.status;
                 match classify_status(status) {
