@@ -47,8 +47,9 @@ fn workload(iters: u64, seed: u64, every: u64, mut step: impl FnMut(u64)) -> f64
     acc
 }
 
-/// Runs the workload on `threads` threads; returns the wall time.
-fn run(threads: usize, iters: u64, every: u64, client: Option<&Client>) -> Duration {
+/// Runs the workload on `threads` threads; returns the wall time and the CPU time of the
+/// workload's own threads.
+fn run(threads: usize, iters: u64, every: u64, client: Option<&Client>) -> (Duration, f64) {
     let barrier = Arc::new(Barrier::new(threads + 1));
     let handles: Vec<_> = (0..threads)
         .map(|t| {
@@ -56,21 +57,21 @@ fn run(threads: usize, iters: u64, every: u64, client: Option<&Client>) -> Durat
             let client = client.cloned();
             thread::spawn(move || {
                 barrier.wait();
+                let cpu = cpu_clock(libc::CLOCK_THREAD_CPUTIME_ID);
                 let acc = workload(iters, t as u64, every, |i| {
                     if let Some(c) = &client {
                         let _ = c.send_serialize(&common::line(i));
                     }
                 });
                 black_box(acc);
+                cpu_clock(libc::CLOCK_THREAD_CPUTIME_ID) - cpu
             })
         })
         .collect();
     barrier.wait();
     let start = Instant::now();
-    for h in handles {
-        h.join().unwrap();
-    }
-    start.elapsed()
+    let cpu: f64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    (start.elapsed(), cpu)
 }
 
 fn nice_sink() -> Sink {
@@ -92,15 +93,19 @@ fn least(v: &[f64]) -> f64 {
     v.iter().copied().fold(f64::INFINITY, f64::min)
 }
 
-/// CPU time used by this process so far, in seconds.
-fn process_cpu() -> f64 {
+/// CPU time used so far by this process (or, with `CLOCK_THREAD_CPUTIME_ID`, this thread).
+fn cpu_clock(clock: libc::clockid_t) -> f64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     #[allow(unsafe_code)] // clock_gettime fills the timespec we own.
     // SAFETY: a valid pointer to a local timespec.
     unsafe {
-        libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts);
+        libc::clock_gettime(clock, &mut ts);
     }
     ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+fn process_cpu() -> f64 {
+    cpu_clock(libc::CLOCK_PROCESS_CPUTIME_ID)
 }
 
 /// CPU time used so far by this process's threads whose name starts with `prefix` (from
@@ -128,12 +133,12 @@ struct Mode {
 
 fn cpu_overhead(results: &mut Vec<serde_json::Value>) {
     let threads = thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    // Calibrate: iterations per second of one thread, then size the run to ~2 s.
+    // Calibrate: iterations per second of one thread, then size the run to ~3 s.
     let probe = 20_000_000;
     let t = Instant::now();
     black_box(workload(probe, 0, 0, |_| {}));
     let per_sec = probe as f64 / t.elapsed().as_secs_f64();
-    let iters = (per_sec * 2.0) as u64;
+    let iters = (per_sec * 3.0) as u64;
     // Every thread sends RATE / threads events per second of its own progress.
     let every = (per_sec / (RATE as f64 / threads as f64)) as u64;
     let modes = [
@@ -148,13 +153,16 @@ fn cpu_overhead(results: &mut Vec<serde_json::Value>) {
     ];
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
     let mut cpus: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+    let mut own: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
     let mut shipped: Vec<Vec<(u64, u64, f64)>> = vec![Vec::new(); modes.len()];
     for _ in 0..REPS {
         for (m, mode) in modes.iter().enumerate() {
             let Some(configure) = mode.configure else {
                 let cpu = process_cpu();
-                times[m].push(run(threads, iters, 0, None).as_secs_f64());
+                let (wall, own_cpu) = run(threads, iters, 0, None);
+                times[m].push(wall.as_secs_f64());
                 cpus[m].push(process_cpu() - cpu);
+                own[m].push(own_cpu);
                 continue;
             };
             let sink = nice_sink();
@@ -162,7 +170,9 @@ fn cpu_overhead(results: &mut Vec<serde_json::Value>) {
             let sink_cpu = threads_cpu("sink-");
             let guard = configure(posthaste::builder(sink.url())).start().unwrap();
             let client = guard.client();
-            let wall = run(threads, iters, every, Some(&client)).as_secs_f64();
+            let (wall, own_cpu) = run(threads, iters, every, Some(&client));
+            let wall = wall.as_secs_f64();
+            own[m].push(own_cpu);
             let report = guard.shutdown();
             let sink_cpu = threads_cpu("sink-") - sink_cpu;
             cpus[m].push(process_cpu() - cpu - sink_cpu);
@@ -173,18 +183,20 @@ fn cpu_overhead(results: &mut Vec<serde_json::Value>) {
     }
     let alone = least(&times[0]);
     let alone_cpu = least(&cpus[0]);
+    let alone_own = least(&own[0]);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "\nCPU overhead: {threads} threads × {iters} iterations, events every {every} iterations per thread"
     );
     println!("(load average at the end: {})", load.split(' ').take(3).collect::<Vec<_>>().join(" "));
-    println!("| mode | wall time (best of {REPS}) | wall slowdown | CPU time (best of {REPS}) | CPU overhead | events/s shipped | dropped |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!("| mode | wall time (best of {REPS}) | wall slowdown | CPU time (best of {REPS}) | CPU overhead | of which in the workload's threads | events/s shipped | dropped |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for (m, mode) in modes.iter().enumerate() {
         let t = least(&times[m]);
         let cpu = least(&cpus[m]);
         let slowdown = (t / alone - 1.0) * 100.0;
         let overhead = (cpu / alone_cpu - 1.0) * 100.0;
+        let own_overhead = (least(&own[m]) / alone_own - 1.0) * 100.0;
         let (rate, dropped) = match shipped[m].iter().map(|s| s.1).max() {
             Some(dropped) => {
                 let delivered: u64 = shipped[m].iter().map(|s| s.0).sum();
@@ -193,17 +205,20 @@ fn cpu_overhead(results: &mut Vec<serde_json::Value>) {
             }
             None => ("–".into(), "–".into()),
         };
-        let (shown, shown_cpu) = if m == 0 {
-            ("–".to_string(), "–".to_string())
-        } else {
-            (format!("{slowdown:+.1} %"), format!("{overhead:+.1} %"))
-        };
+        let pct = |v: f64| if m == 0 { "–".to_string() } else { format!("{v:+.1} %") };
         println!(
-            "| {} | {:.3} s | {} | {:.3} s | {} | {} | {} |",
-            mode.name, t, shown, cpu, shown_cpu, rate, dropped
+            "| {} | {:.3} s | {} | {:.3} s | {} | {} | {} | {} |",
+            mode.name,
+            t,
+            pct(slowdown),
+            cpu,
+            pct(overhead),
+            pct(own_overhead),
+            rate,
+            dropped
         );
         results.push(serde_json::json!({"kind": "cpu", "name": mode.name, "seconds": t, "slowdown_percent": slowdown,
-            "cpu_seconds": cpu, "cpu_overhead_percent": overhead, "runs": times[m], "cpu_runs": cpus[m],
+            "cpu_seconds": cpu, "cpu_overhead_percent": overhead, "own_threads_overhead_percent": own_overhead, "runs": times[m], "cpu_runs": cpus[m],
             "shipped": shipped[m].iter().map(|s| serde_json::json!({"delivered": s.0, "dropped": s.1, "wall": s.2})).collect::<Vec<_>>()}));
     }
 }
@@ -236,7 +251,7 @@ fn outage(results: &mut Vec<serde_json::Value>) {
     let stats = client.stats();
     let report = guard.shutdown();
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
-    let at = |s: usize| samples.get(s.saturating_sub(1)).copied().unwrap_or(0);
+    let at = |s: usize| samples.get(s.saturating_sub(1)).or(samples.last()).copied().unwrap_or(0);
     let max = samples.iter().copied().max().unwrap_or(0);
     println!("\nMemory under a {secs} s outage (connections refused), {RATE} events/s offered:");
     println!(

@@ -248,8 +248,9 @@ impl Worker {
             }
         }
         let zipped = self.codec.compress(&self.body, &mut self.zipped);
-        let idempotency = self.shared.config.batch.idempotency.clone();
-        let key = idempotency.as_ref().map(|_| batch::uuid_v4(self.rng.random()));
+        let shared = Arc::clone(&self.shared);
+        let idempotency = shared.config.batch.idempotency.as_ref();
+        let key = idempotency.map(|_| batch::uuid_v4(self.rng.random()));
         let began = Instant::now();
         let mut attempts = 0u32;
         let outcome = loop {
@@ -272,7 +273,7 @@ impl Worker {
             if zipped {
                 headers.push(("Content-Encoding", "gzip".into()));
             }
-            if let (Some(i), Some(key)) = (&idempotency, &key) {
+            if let (Some(i), Some(key)) = (idempotency, &key) {
                 headers.push((i.key_header_name(), key.clone()));
                 if let Some(name) = i.attempt_header_name() {
                     headers.push((name, attempts.to_string()));
