@@ -142,5 +142,10 @@ mod tests {
         assert_send_sync::<crate::Event>();
         assert_send_sync::<crate::SendError>();
         assert_send_sync::<crate::Error>();
+        assert_send_sync::<crate::Batch>();
+        assert_send_sync::<crate::Encoding>();
+        assert_send_sync::<crate::Template>();
+        assert_send_sync::<crate::Gzip>();
+        assert_send_sync::<crate::Idempotency>();
     }
 }

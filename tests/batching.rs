@@ -287,3 +287,42 @@ fn invalid_batch_options_fail_at_start() {
     let err = posthaste::builder("http://127.0.0.1:9/").worker_nice(40).start().unwrap_err();
     assert!(err.to_string().contains("worker_nice"), "{err}");
 }
+
+#[test]
+fn a_retried_batch_keeps_its_idempotency_key() {
+    let (release, gate) = crossbeam_channel::bounded::<()>(0);
+    let gate = Mutex::new(gate);
+    // The first request is held while the batch queues; the batch's first attempt gets 503.
+    let sink = Sink::with(move |req| match req.index {
+        0 => {
+            let _ = gate.lock().unwrap().recv_timeout(PATIENCE);
+            Reply::Status(200)
+        }
+        1 => Reply::Status(503),
+        _ => Reply::Status(200),
+    });
+    let guard = posthaste::builder(sink.url())
+        .workers(1)
+        .retry(support::fast_retry().jitter(false))
+        .batch(Batch::new().max_events(3).linger(Duration::from_secs(1)))
+        .idempotency(posthaste::Idempotency::new())
+        .start()
+        .unwrap();
+    let client = guard.client();
+    client.send(json!("first")).unwrap();
+    assert!(sink.wait_for_requests(1, PATIENCE));
+    let receipts: Vec<_> = (0..3).map(|i| client.send_tracked(json!(i)).unwrap()).collect();
+    drop(release);
+    for r in &receipts {
+        assert_eq!(r.wait(PATIENCE), Some(Outcome::Delivered { status: 200, attempts: 2 }));
+    }
+    drop(guard);
+    let reqs = sink.requests();
+    assert_eq!(reqs.iter().map(|r| r.events()).collect::<Vec<_>>(), [1, 3, 3]);
+    let key = |i: usize| reqs[i].header("idempotency-key").unwrap().to_string();
+    assert_eq!(key(1), key(2), "a retry carries its request's key");
+    assert_ne!(key(0), key(1));
+    assert_eq!(reqs[1].header("x-attempt"), Some("1"));
+    assert_eq!(reqs[2].header("x-attempt"), Some("2"));
+    assert_eq!(reqs[1].body, reqs[2].body, "the retry sends the same body");
+}
