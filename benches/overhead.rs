@@ -248,6 +248,7 @@ fn outage(results: &mut Vec<serde_json::Value>) {
         }
         thread::sleep(Duration::from_micros(500));
     }
+    samples.push(common::rss_bytes().unwrap_or(0));
     let stats = client.stats();
     let report = guard.shutdown();
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
