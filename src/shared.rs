@@ -204,3 +204,64 @@ pub(crate) fn settle_at_deadline(ledger: &Ledger, mut batch: Vec<Envelope>, wire
     ledger.settle_all(&batch, &Outcome::Abandoned, From::Flight);
     ledger.settle_all(&unsent, &Outcome::Cancelled, From::Flight);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Event;
+
+    fn envs(n: usize) -> Vec<Envelope> {
+        (0..n)
+            .map(|i| {
+                let event = Event::from(serde_json::json!(i));
+                Envelope { size: event.approx_bytes(), event, receipt: None }
+            })
+            .collect()
+    }
+
+    fn values(batch: &[Envelope]) -> Vec<serde_json::Value> {
+        batch.iter().map(|e| e.event.as_value().unwrap().clone()).collect()
+    }
+
+    #[test]
+    fn chunks_are_taken_from_the_front_and_the_rest_stays() {
+        let slot = Slot::default();
+        assert!(slot.register(envs(3)).is_ok());
+        assert!(slot.extend(envs(1)).is_ok());
+        assert_eq!(slot.len(), 4);
+        assert!(slot.mark_on_wire(2));
+        let front = slot.take_front(2).unwrap();
+        assert_eq!(values(&front), [0, 1]);
+        assert_eq!(slot.len(), 2);
+        assert!(slot.take_front(3).is_none(), "more than held");
+        // What remains was never on the wire.
+        let (rest, wire) = slot.close();
+        assert_eq!((values(&rest), wire), (vec![serde_json::json!(2), serde_json::json!(0)], 0));
+    }
+
+    #[test]
+    fn close_reports_how_many_were_on_the_wire_and_refuses_more() {
+        let slot = Slot::default();
+        assert!(slot.register(envs(5)).is_ok());
+        assert!(slot.mark_on_wire(3));
+        assert!(!slot.mark_on_wire(6), "more than held");
+        let (batch, wire) = slot.close();
+        assert_eq!((batch.len(), wire), (5, 3));
+        assert!(slot.register(envs(1)).is_err());
+        assert!(slot.extend(envs(1)).is_err());
+        assert!(!slot.mark_on_wire(1));
+        assert!(slot.take().is_none());
+    }
+
+    #[test]
+    fn settling_at_the_deadline_splits_abandoned_from_cancelled() {
+        let ledger = Ledger::new(None);
+        for _ in 0..5 {
+            ledger.counters.submitted();
+        }
+        ledger.counters.started(5);
+        settle_at_deadline(&ledger, envs(5), 2);
+        let s = ledger.counters.snapshot(0);
+        assert_eq!((s.abandoned, s.cancelled, s.in_flight), (2, 3, 0));
+    }
+}
