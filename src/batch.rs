@@ -21,13 +21,14 @@ use crate::outcome::Envelope;
 /// [`Builder::batch`](crate::Builder::batch).
 ///
 /// A worker takes one event (waiting for it), then takes what is queued behind it; if the
-/// batch is not full yet, it sleeps out the rest of the `linger` time (counted from the first
-/// event) and takes what came meanwhile. The batch is full when it holds `max_events` or the
+/// batch is not full yet, it keeps taking what comes until the `linger` time (counted from the
+/// first event) is over. The batch is full when it holds `max_events` or the
 /// next event would take its estimated encoded size past `max_bytes` (that event starts the
 /// next batch). Then it goes out in one request, laid out by the [`Encoding`]. Under load
-/// batches fill at once and go without lingering; when events trickle in, a worker wakes once
-/// per batch rather than once per event, so producers never pay for waking it. During shutdown
-/// workers do not linger: they send what is queued at once.
+/// batches fill at once and go without lingering. While lingering a worker naps (a tenth of
+/// the linger time, 1–10 ms) and takes what came after each nap, rather than waking for every
+/// event, so producers never pay for waking it. During shutdown workers do not linger: they
+/// send what is queued at once.
 ///
 /// `max_bytes` is a hard limit on each request body (before gzip): a batch whose encoding
 /// turns out larger than its estimate is split in halves before sending, and a single event
@@ -506,6 +507,14 @@ pub(crate) fn is_full(limits: &Batch, count: usize, bytes: usize) -> bool {
     count >= limits.max_events || bytes >= limits.max_bytes
 }
 
+/// How long a lingering worker sleeps before looking at the queue again, with `left` of the
+/// `linger` time to go: a tenth of the linger time, between 1 ms and 10 ms. Short enough that a
+/// queue filling up meanwhile is not left waiting for long; long enough that a worker wakes a
+/// few hundred times a second at most, not once per event.
+pub(crate) fn nap(left: Duration, linger: Duration) -> Duration {
+    (linger / 10).clamp(Duration::from_millis(1), Duration::from_millis(10)).min(left)
+}
+
 /// How a chunk of `n > 1` events is split (after a `413`, or an encoding over `max_bytes`).
 pub(crate) fn halves(n: usize) -> (usize, usize) {
     (n / 2, n - n / 2)
@@ -770,6 +779,11 @@ mod tests {
         assert!(!joins(&limits, 1, 0, usize::MAX), "no overflow");
         assert!(is_full(&limits, 3, 0) && is_full(&limits, 1, 100) && !is_full(&limits, 2, 99));
         assert_eq!(halves(7), (3, 4));
+        let ms = Duration::from_millis;
+        assert_eq!(nap(ms(50), ms(50)), ms(5));
+        assert_eq!(nap(ms(2), ms(50)), ms(2), "never past the linger time");
+        assert_eq!(nap(ms(30_000), ms(30_000)), ms(10));
+        assert_eq!(nap(ms(3), ms(3)), ms(1));
         assert_eq!(halves(2), (1, 1));
     }
 

@@ -141,10 +141,10 @@ impl Worker {
                     }
                     // Nothing taken waits outside the slot, where shutdown could not see it.
                     self.hand_over(&mut taken);
-                    // Sleep out the linger time, then take what came. Waiting on the queue
-                    // instead would wake this worker for every event, and make every producer
-                    // pay for waking it: the host program would feel that, batching or not.
-                    let _ = shared.shutdown_rx.recv_timeout(left);
+                    // Nap, then take what came. Waiting on the queue instead would wake this
+                    // worker for every event and make every producer pay for waking it; one
+                    // long sleep would leave a queue that fills meanwhile waiting for it.
+                    let _ = shared.shutdown_rx.recv_timeout(batch::nap(left, limits.linger_value()));
                     continue;
                 }
             };
