@@ -119,7 +119,7 @@ fn a_batch_ends_before_max_bytes() {
 #[test]
 fn linger_waits_for_more_events_then_sends_what_it_has() {
     let sink = Sink::ok();
-    let linger = Duration::from_millis(300);
+    let linger = Duration::from_secs(1);
     let guard = posthaste::builder(sink.url())
         .workers(1)
         .batch(Batch::new().max_events(1000).linger(linger))
@@ -286,7 +286,9 @@ fn many_events_in_few_requests_all_accounted() {
     let report = guard.shutdown_timeout(PATIENCE);
     assert_eq!(report.stats.delivered, 20_000, "{report}");
     assert_eq!(sink.events(), 20_000);
-    assert!(report.stats.requests <= 20_000 / 500 * 4, "{} requests", report.stats.requests);
+    // How full batches get depends on how fast this thread produces; 10 events per request on
+    // average is far from one per request whatever the machine.
+    assert!(report.stats.requests <= 2_000, "{} requests", report.stats.requests);
     assert_invariant(&report.stats);
 }
 
