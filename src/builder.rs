@@ -144,7 +144,8 @@ impl Builder {
     /// # Errors
     /// An [`Error`] naming the first invalid option, or [`Error::Spawn`] if the operating
     /// system refuses a thread.
-    pub fn start(self) -> Result<Guard, Error> {
+    pub fn start(mut self) -> Result<Guard, Error> {
+        self.config.content_type = self.config.batch.content_type(&self.config.content_type);
         self.config.validate()?;
         Guard::start(self.config)
     }
@@ -168,6 +169,7 @@ impl fmt::Debug for Builder {
             .field("shutdown_timeout", &c.shutdown_timeout)
             .field("life", &c.life)
             .field("net", &c.net)
+            .field("batch", &c.batch)
             .finish_non_exhaustive()
     }
 }

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::batch::BatchOptions;
 use crate::error::{redact_url, Error};
 use crate::lifecycle::LifeOptions;
 use crate::net::NetOptions;
@@ -39,6 +40,8 @@ pub(crate) struct Config {
     pub(crate) life: LifeOptions,
     /// Proxy and TLS options (`net.rs`).
     pub(crate) net: NetOptions,
+    /// Batching, encoding, gzip, idempotency, worker priority (batch.rs).
+    pub(crate) batch: BatchOptions,
 }
 
 impl Config {
@@ -60,6 +63,7 @@ impl Config {
             on_outcome: None,
             life: LifeOptions::default(),
             net: NetOptions::default(),
+            batch: BatchOptions::default(),
         }
     }
 
@@ -97,6 +101,7 @@ impl Config {
         duration("request_timeout", self.request_timeout, Duration::from_millis(1), HOUR)?;
         duration("shutdown_timeout", self.shutdown_timeout, Duration::ZERO, 10 * MINUTE)?;
         self.life.validate()?;
+        self.batch.validate()?;
         Ok(())
     }
 }

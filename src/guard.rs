@@ -16,9 +16,8 @@ use crate::client::Client;
 use crate::config::Config;
 use crate::error::Error;
 use crate::lifecycle;
-use crate::outcome::Outcome;
 use crate::shared::{Lifecycle, Shared};
-use crate::stats::{From, Stats};
+use crate::stats::Stats;
 use crate::transport::Transport;
 use crate::worker;
 
@@ -221,9 +220,8 @@ fn shutdown_locked(
     // 4. Settle what is left: on the wire → Abandoned, never sent → Cancelled.
     shared.set_cancelled();
     for slot in &shared.slots {
-        let (batch, on_wire) = slot.close();
-        let outcome = if on_wire { Outcome::Abandoned } else { Outcome::Cancelled };
-        shared.ledger.settle_all(&batch, &outcome, From::Flight);
+        let (batch, wire) = slot.close();
+        crate::shared::settle_at_deadline(&shared.ledger, batch, wire);
     }
     shared.backlog.sweep(shared);
     shared.queue.finalize(&shared.ledger);

@@ -46,6 +46,29 @@
 //! After 5 consecutive failed requests a [`CircuitBreaker`] stops requests for 30 s, then
 //! probes; a [`RetryBudget`] keeps retries near 10 % of first attempts.
 //!
+//! # Throughput
+//!
+//! By default every request carries one event. [`Builder::batch`] sends many per request
+//! (a JSON array, NDJSON lines, or your own [`Encoding`]), optionally gzip-compressed
+//! ([`Builder::gzip`]); this is what takes posthaste from tens of thousands to over a million
+//! events per second. [`Builder::template`] wraps each event for endpoints that want an
+//! envelope, [`Builder::idempotency`] lets the receiver drop duplicates from retries, and
+//! [`Builder::worker_nice`] keeps the workers out of your compute threads' way.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! let guard = posthaste::builder("https://collector.example/ingest")
+//!     .batch(posthaste::Batch::new().max_events(1_000).linger(Duration::from_millis(100)))
+//!     .encoding(posthaste::Encoding::Ndjson)
+//!     .gzip(posthaste::Gzip::new())
+//!     .idempotency(posthaste::Idempotency::new())
+//!     .worker_nice(10)
+//!     .start()?;
+//! # drop(guard);
+//! # Ok::<(), posthaste::Error>(())
+//! ```
+//!
 //! # Shutdown
 //!
 //! Dropping the guard, or [`Guard::shutdown`], closes intake, wakes every backoff wait, keeps
@@ -118,6 +141,12 @@
 //! | [`Builder::add_root_certs_pem_file`] | bundled Mozilla roots + OS store, nothing added |
 //! | [`Builder::client_cert_pem_files`] | no client certificate |
 //! | [`Dangerous::accept_invalid_certs`] | off: certificates are always verified |
+//! | [`Builder::batch`] | off: one event per request ([`Batch::new`]: 500 events, 1 MiB, 50 ms) |
+//! | [`Builder::encoding`] | [`Encoding::Json`] |
+//! | [`Builder::template`] | none |
+//! | [`Builder::gzip`] | off ([`Gzip::new`]: level 1, from 1 KiB) |
+//! | [`Builder::idempotency`] | off ([`Idempotency::new`]: `Idempotency-Key`, `X-Attempt`) |
+//! | [`Builder::worker_nice`] | 0 |
 
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
@@ -125,6 +154,7 @@
 
 mod batch;
 mod builder;
+mod builder_batch;
 mod client;
 mod config;
 mod error;
@@ -134,6 +164,7 @@ mod guard;
 mod lifecycle;
 mod net;
 mod outcome;
+mod priority;
 mod queue;
 mod retry;
 mod shared;
@@ -142,6 +173,7 @@ mod stats;
 mod transport;
 mod worker;
 
+pub use batch::{Batch, CustomEncoding, Encoding, Events, Gzip, Idempotency, Template};
 pub use builder::{builder, Builder};
 pub use client::Client;
 pub use error::{Error, SendError};
@@ -157,6 +189,9 @@ pub use stats::Stats;
 pub use transport::probe::{Diagnosis, Step, StepKind};
 pub use transport::proxy::{IntoProxy, Proxy};
 
+#[doc(hidden)]
+pub use batch::bench_support as __bench;
+
 #[cfg(test)]
 mod tests {
     fn assert_send_sync<T: Send + Sync>() {}
@@ -171,5 +206,10 @@ mod tests {
         assert_send_sync::<crate::Error>();
         assert_send_sync::<crate::Proxy>();
         assert_send_sync::<crate::Diagnosis>();
+        assert_send_sync::<crate::Batch>();
+        assert_send_sync::<crate::Encoding>();
+        assert_send_sync::<crate::Template>();
+        assert_send_sync::<crate::Gzip>();
+        assert_send_sync::<crate::Idempotency>();
     }
 }

@@ -500,10 +500,11 @@ fn send_crash(shared: &Arc<Shared>, transport: Arc<Transport>, event: &Event) {
     let reached = if shared.gate.blocked_until(Instant::now()).is_some() {
         Reached::No
     } else {
-        let body = batch::encode(&[Envelope { event: event.clone(), size: 0, receipt: None }]);
+        let crash = [Envelope { event: event.clone(), size: 0, receipt: None }];
+        let (body, headers) = batch::encode_once(&shared.config.batch, &crash);
         let (tx, rx) = crossbeam_channel::bounded(1);
         let send = move || {
-            let reached = match transport.send(&body, &[], Some(timeout)) {
+            let reached = match transport.send(&body, &headers, Some(timeout)) {
                 Ok(answer) if classify_status(answer.status) == Verdict::Retry => Reached::No,
                 Ok(_) => Reached::Yes,
                 Err(fault) if fault.transient => Reached::No,
@@ -544,9 +545,9 @@ pub(crate) fn send_now(shared: &Shared, env: Envelope, timeout: Duration) {
     let endpoint = shared.transport.endpoint();
     let (outcome, transient) = match shared.gate.admit(Instant::now(), false) {
         Admit::Go => {
-            let body = batch::encode(&batch);
+            let (body, headers) = batch::encode_once(&shared.config.batch, &batch);
             counters.request(false, body.len());
-            let (outcome, transient) = match shared.transport.send(&body, &[], Some(timeout)) {
+            let (outcome, transient) = match shared.transport.send(&body, &headers, Some(timeout)) {
                 Ok(answer) => match classify_status(answer.status) {
                     Verdict::Delivered => (Outcome::Delivered { status: answer.status, attempts: 1 }, false),
                     Verdict::Reject | Verdict::TooLarge => {

@@ -1,12 +1,17 @@
-//! The worker loop: take an event, send it, classify the answer, back off and retry.
+//! The worker loop: take an event, gather a batch, send it, classify the answer, back off and
+//! retry.
 //!
-//! Each worker is a named OS thread with its own keep-alive connection (the agent's pool keeps
-//! one idle connection per worker). The loop is a small state machine over one batch:
-//! `Gate` (wait out a shared `Retry-After` pause, an open circuit, or the retry budget) →
-//! `Send` → `Backoff` → … → settled. While the gate is closed a worker takes nothing, so events
-//! wait in the queue. Every wait is on the shutdown channel with a deadline, so shutdown wakes
-//! it at once; no `thread::sleep` anywhere. A panic in a round (user code: callbacks, custom
-//! encoders) is caught and counted, its batch settles `Failed`, and the worker keeps serving.
+//! Each worker is a named OS thread with its own keep-alive connection (one connection pool
+//! per worker). The loop is a small state machine over one batch:
+//! `Take` (only while the gate is open: a `Retry-After` pause or an open circuit leaves events
+//! in the queue) → `Gather` (batching only: more events up to the limits or the linger time) →
+//! `Encode` → `Gate` (the shared pause, the circuit, and for a retry the retry budget) → `Send`
+//! → `Backoff` → … → settled. A `413` to a batch (or a batch whose body passes `max_bytes`)
+//! goes back to `Encode` in two halves. Every wait is on the shutdown channel with a deadline,
+//! so shutdown wakes it at once; no `thread::sleep` anywhere. A panic in a round (user code:
+//! custom encoders) is caught and counted, its batch settles `Failed`, and the worker keeps
+//! serving. The rules (limits, encodings, gzip, backoff, breaker) are pure functions in
+//! batch.rs, retry.rs and gate.rs.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -17,9 +22,10 @@ use crossbeam_channel::{select, Receiver, RecvTimeoutError, Sender, TryRecvError
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::batch;
+use crate::batch::{self, Codec};
 use crate::gate::Admit;
 use crate::outcome::{Envelope, Outcome};
+use crate::priority;
 use crate::retry::{classify_status, parse_retry_after, Verdict};
 use crate::shared::{Shared, Slot};
 use crate::stats::From;
@@ -30,21 +36,48 @@ pub(crate) fn spawn(shared: &Arc<Shared>, index: usize, done: Sender<()>) -> std
     let shared = shared.clone();
     thread::Builder::new().name(format!("posthaste-worker-{index}")).spawn(move || {
         let _done = done;
-        Worker { shared, index, rng: SmallRng::from_os_rng() }.run();
+        let nice = shared.config.batch.worker_nice;
+        if nice > 0 {
+            // Best effort: raising one's own nice value is always allowed on Linux; delivery
+            // works the same if a sandbox refuses it.
+            let _ = priority::lower_current_thread(nice);
+        }
+        let codec = Codec::new(&shared.config.batch);
+        let rng = SmallRng::from_os_rng();
+        Worker { shared, index, rng, codec, body: Vec::new(), zipped: Vec::new(), carried: 0 }.run();
     })
 }
 
 struct Worker {
     shared: Arc<Shared>,
     index: usize,
-    /// Jitter source for backoff.
+    /// Jitter source for backoff, and idempotency keys.
     rng: SmallRng,
+    codec: Codec,
+    /// Request bodies, reused from one request to the next.
+    body: Vec<u8>,
+    zipped: Vec<u8>,
+    /// Events at the back of the slot kept for the next batch (they did not fit this one).
+    carried: usize,
 }
 
 /// What one attempt asks for next.
 enum Next {
     Settle(Outcome),
-    Retry { reason: String, retry_after: Option<Duration> },
+    Retry {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// The endpoint answered 413 to a batch: send it in halves.
+    Split,
+}
+
+/// How the work on one chunk of the batch ended.
+enum Sent {
+    Settled,
+    Split,
+    /// Shutdown took the slot at the deadline.
+    Gone,
 }
 
 /// What the gate said, after waiting.
@@ -71,7 +104,9 @@ impl Worker {
                 Err(panic) => {
                     self.shared.ledger.counters.panicked();
                     let reason = format!("posthaste worker panicked: {}", panic_message(&*panic));
-                    if let Some((batch, _)) = self.slot().take() {
+                    // The event carried over for the next batch was not part of this one.
+                    let unsettled = self.slot().len().saturating_sub(self.carried);
+                    if let Some(batch) = self.slot().take_front(unsettled) {
                         self.shared.ledger.settle_all(
                             &batch,
                             &Outcome::Failed { reason, attempts: 0 },
@@ -83,13 +118,26 @@ impl Worker {
         }
     }
 
-    /// Takes and delivers one batch. False means stop.
+    /// Takes, gathers and delivers one batch. False means stop.
     fn round(&mut self) -> bool {
-        if !self.wait_while_closed() {
-            return false;
+        self.carried = 0;
+        // State: Take. A batch starts with the event carried over from the last gather (in
+        // the slot already) or with the next one queued, taken only while the gate is open.
+        if self.slot().len() == 0 {
+            if !self.wait_while_closed() {
+                return false;
+            }
+            let Some(first) = self.next_event() else { return false };
+            if let Err(batch) = self.slot().register(vec![first]) {
+                // The deadline passed between taking and registering: never sent.
+                self.shared.ledger.settle_all(&batch, &Outcome::Cancelled, From::Flight);
+                return true;
+            }
         }
-        let Some(first) = self.next_event() else { return false };
-        self.deliver(vec![first]);
+        // State: Gather.
+        let n = self.gather();
+        self.carried = self.slot().len().saturating_sub(n);
+        self.deliver(n);
         true
     }
 
@@ -106,6 +154,70 @@ impl Worker {
             self.wait_for_change(&changed, until);
         }
         true
+    }
+
+    /// Batching only: takes more queued events behind the ones in the slot until a limit or
+    /// the linger time, putting them in the slot. Returns how many events at the front of the
+    /// slot make up the batch; an event that did not fit stays behind them, for the next one.
+    fn gather(&self) -> usize {
+        let held = self.slot().len();
+        let Some(limits) = self.shared.config.batch.batch else { return held };
+        let shared = &*self.shared;
+        let slot = &shared.slots[self.index];
+        let codec = &self.codec;
+        let rx = shared.queue.receiver();
+        let mut count = held;
+        let mut bytes: usize = slot.with_batch(|b| b.iter().map(|e| codec.estimate(e.size)).sum());
+        let linger_until = Instant::now().checked_add(limits.linger_value());
+        let mut taken = Vec::new();
+        while !batch::is_full(&limits, count, bytes) {
+            let env = match rx.try_recv() {
+                Ok(env) => env,
+                Err(TryRecvError::Disconnected) => break,
+                Err(TryRecvError::Empty) => {
+                    let now = Instant::now();
+                    // Shutting down: send what is queued without lingering.
+                    let Some(left) =
+                        linger_until.filter(|_| shared.deadline().is_none()).map(|t| t - now.min(t))
+                    else {
+                        break;
+                    };
+                    if left.is_zero() {
+                        break;
+                    }
+                    // Nothing taken waits outside the slot, where shutdown could not see it.
+                    self.hand_over(&mut taken);
+                    // Nap, then take what came. Waiting on the queue instead would wake this
+                    // worker for every event and make every producer pay for waking it; one
+                    // long sleep would leave a queue that fills meanwhile waiting for it.
+                    let _ = shared.shutdown_rx.recv_timeout(batch::nap(left, limits.linger_value()));
+                    continue;
+                }
+            };
+            let size = codec.estimate(env.size);
+            let joins = batch::joins(&limits, count, bytes, size);
+            taken.push(env);
+            if !joins {
+                break; // It starts the next batch.
+            }
+            count += 1;
+            bytes += size;
+        }
+        self.hand_over(&mut taken);
+        count
+    }
+
+    /// Accounts for events taken from the queue and puts them in the slot.
+    fn hand_over(&self, taken: &mut Vec<Envelope>) {
+        if taken.is_empty() {
+            return;
+        }
+        self.shared.queue.release(taken.iter().map(|e| e.size).sum());
+        self.shared.ledger.counters.started(taken.len() as u64);
+        if let Err(back) = self.slot().extend(std::mem::take(taken)) {
+            // The deadline passed while gathering: never sent.
+            self.shared.ledger.settle_all(&back, &Outcome::Cancelled, From::Flight);
+        }
     }
 
     /// The next event to send: blocks while running; during shutdown only drains what is
@@ -141,13 +253,55 @@ impl Worker {
         env
     }
 
-    fn deliver(&mut self, batch: Vec<Envelope>) {
-        if let Err(batch) = self.slot().register(batch) {
-            // The deadline passed between taking and registering: never sent.
-            self.shared.ledger.settle_all(&batch, &Outcome::Cancelled, From::Flight);
-            return;
+    /// Delivers the first `n` events of the slot, in one request or, after a `413`, in halves.
+    fn deliver(&mut self, n: usize) {
+        // Chunks still to send; the last is sent next.
+        let mut chunks = vec![n];
+        while let Some(k) = chunks.pop() {
+            match self.deliver_chunk(k) {
+                Sent::Settled => {}
+                Sent::Split => {
+                    let (first, second) = batch::halves(k);
+                    chunks.push(second);
+                    chunks.push(first);
+                }
+                Sent::Gone => return,
+            }
         }
-        let body = self.slot().with_batch(batch::encode);
+    }
+
+    /// Sends the first `k` events of the slot as one request, with retries, and settles them.
+    fn deliver_chunk(&mut self, k: usize) -> Sent {
+        // State: Encode.
+        let slot = &self.shared.slots[self.index];
+        let (codec, body) = (&mut self.codec, &mut self.body);
+        let held = slot.with_batch(|b| {
+            let held = k > 0 && b.len() >= k;
+            if held {
+                codec.encode(&b[..k], body);
+            }
+            held
+        });
+        if !held {
+            return Sent::Gone;
+        }
+        if let Some(limits) = &self.shared.config.batch.batch {
+            let max = limits.max_bytes_value();
+            if self.body.len() > max {
+                if k > 1 {
+                    return Sent::Split;
+                }
+                let reason = format!(
+                    "the event encodes to {} bytes, more than the batch max_bytes ({max}): not sent",
+                    self.body.len()
+                );
+                return self.settle(k, Outcome::Rejected { status: 413, attempts: 0, reason }, false);
+            }
+        }
+        let zipped = self.codec.compress(&self.body, &mut self.zipped);
+        let shared = Arc::clone(&self.shared);
+        let idempotency = shared.config.batch.idempotency.as_ref();
+        let key = idempotency.map(|_| batch::uuid_v4(self.rng.random()));
         let began = Instant::now();
         let give_up_at = began.checked_add(self.shared.config.retry.max_elapsed_value());
         let mut attempts = 0u32;
@@ -157,7 +311,10 @@ impl Worker {
             // State: Gate.
             match self.wait_for_gate(attempts > 0, give_up_at) {
                 GateWait::Go => {}
-                GateWait::Deadline => return self.give_up_at_deadline(),
+                GateWait::Deadline => {
+                    self.give_up_at_deadline();
+                    return Sent::Gone;
+                }
                 GateWait::NoBudget => {
                     let reason = format!("{last_failure}; not retried: retry budget exhausted");
                     break (Outcome::Failed { reason, attempts }, true);
@@ -165,18 +322,32 @@ impl Worker {
             }
             let time_left = self.shared.time_left(Instant::now());
             if time_left == Some(Duration::ZERO) {
-                return self.give_up_at_deadline();
+                self.give_up_at_deadline();
+                return Sent::Gone;
             }
-            if !self.slot().mark_on_wire() {
-                return; // Shutdown took the batch at the deadline.
+            if !self.slot().mark_on_wire(k) {
+                return Sent::Gone; // Shutdown took the batch at the deadline.
             }
             // State: Send.
             attempts += 1;
+            let mut headers: Vec<(&str, String)> = Vec::new();
+            if zipped {
+                headers.push(("Content-Encoding", "gzip".into()));
+            }
+            if let (Some(i), Some(key)) = (idempotency, &key) {
+                headers.push((i.key_header_name(), key.clone()));
+                if let Some(name) = i.attempt_header_name() {
+                    headers.push((name, attempts.to_string()));
+                }
+            }
+            let body = if zipped { &self.zipped } else { &self.body };
             self.shared.ledger.counters.request(attempts > 1, body.len());
-            let next = self.attempt(&body, attempts, time_left);
-            self.shared.gate.record(Instant::now(), matches!(next, Next::Settle(_)));
+            let next = self.attempt(body, &headers, attempts, time_left, k);
+            // Any answer but a transient failure counts as the endpoint working.
+            self.shared.gate.record(Instant::now(), !matches!(next, Next::Retry { .. }));
             let (reason, retry_after) = match next {
                 Next::Settle(outcome) => break (outcome, false),
+                Next::Split => return Sent::Split,
                 Next::Retry { reason, retry_after } => (reason, retry_after),
             };
             // State: Backoff.
@@ -184,10 +355,8 @@ impl Worker {
                 self.shared.gate.pause(Instant::now(), pause);
             }
             if self.shared.deadline().is_some() {
-                break (
-                    Outcome::Failed { reason: format!("{reason}; not retried: shutting down"), attempts },
-                    true,
-                );
+                let reason = format!("{reason}; not retried: shutting down");
+                break (Outcome::Failed { reason, attempts }, true);
             }
             let policy = &self.shared.config.retry;
             let unit = policy.jitter_unit(|| self.rng.random());
@@ -200,23 +369,41 @@ impl Worker {
             }
             last_failure = reason;
         };
-        if let Some((batch, _)) = self.slot().take() {
-            if transient {
-                self.shared.ledger.settle_all_or_spill(&batch, &outcome, From::Flight);
-            } else {
-                self.shared.ledger.settle_all(&batch, &outcome, From::Flight);
+        self.settle(k, outcome, transient)
+    }
+
+    /// Settles the first `k` events of the slot, unless shutdown took them. A transient
+    /// failure is spilled instead when a spill file is configured.
+    fn settle(&self, k: usize, outcome: Outcome, transient: bool) -> Sent {
+        match self.slot().take_front(k) {
+            Some(batch) => {
+                if transient {
+                    self.shared.ledger.settle_all_or_spill(&batch, &outcome, From::Flight);
+                } else {
+                    self.shared.ledger.settle_all(&batch, &outcome, From::Flight);
+                }
+                Sent::Settled
             }
+            None => Sent::Gone,
         }
     }
 
     /// One request, classified.
-    fn attempt(&self, body: &[u8], attempts: u32, time_left: Option<Duration>) -> Next {
+    fn attempt(
+        &self,
+        body: &[u8],
+        headers: &[(&str, String)],
+        attempts: u32,
+        time_left: Option<Duration>,
+        events: usize,
+    ) -> Next {
         let transport = &self.shared.transport;
-        match transport.send(body, &[], time_left) {
+        match transport.send_as(self.index, body, headers, time_left) {
             Ok(answer) => {
                 let status = answer.status;
                 match classify_status(status) {
                     Verdict::Delivered => Next::Settle(Outcome::Delivered { status, attempts }),
+                    Verdict::TooLarge if events > 1 => Next::Split,
                     Verdict::Reject | Verdict::TooLarge => {
                         Next::Settle(Outcome::Rejected { status, attempts, reason: answer.excerpt })
                     }
@@ -316,11 +503,11 @@ impl Worker {
         }
     }
 
-    /// The deadline passed while this batch waited: settle it unless shutdown already did.
+    /// The deadline passed while this batch waited: settle what the slot holds unless
+    /// shutdown already did.
     fn give_up_at_deadline(&self) {
-        if let Some((batch, on_wire)) = self.slot().take() {
-            let outcome = if on_wire { Outcome::Abandoned } else { Outcome::Cancelled };
-            self.shared.ledger.settle_all(&batch, &outcome, From::Flight);
+        if let Some((batch, wire)) = self.slot().take() {
+            crate::shared::settle_at_deadline(&self.shared.ledger, batch, wire);
         }
     }
 }

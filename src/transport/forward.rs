@@ -107,7 +107,7 @@ impl Forward {
         &self,
         method: &Method,
         headers: &[(HeaderName, HeaderValue)],
-        extra: &[(&'static str, String)],
+        extra: &[(&str, String)],
         body: &[u8],
         timeouts: Timeouts,
         hops: &Hops,
@@ -133,7 +133,7 @@ impl Forward {
         &self,
         method: &Method,
         headers: &[(HeaderName, HeaderValue)],
-        extra: &[(&'static str, String)],
+        extra: &[(&str, String)],
         len: usize,
     ) -> Vec<u8> {
         let mut h = Vec::with_capacity(512);

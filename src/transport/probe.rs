@@ -466,8 +466,12 @@ fn socks5(s: &mut Box<dyn Stream>, proxy: &Proxy, host: &str, port: u16) -> io::
 /// A real `HEAD` through the workers' transport.
 fn http_step(p: &mut Probe<'_>) {
     let t = p.t;
-    match t.send_as(ureq::http::Method::HEAD, &[], &[], Some(t.request_timeout.max(Duration::from_millis(1))))
-    {
+    match t.send_method(
+        ureq::http::Method::HEAD,
+        &[],
+        &[],
+        Some(t.request_timeout.max(Duration::from_millis(1))),
+    ) {
         Ok(answer) => {
             let s = answer.status;
             let (ok, note) = match s {

@@ -1,6 +1,7 @@
 //! A loopback HTTP/1.1 sink whose answers are scripted: statuses, headers, `Retry-After`,
 //! delays, closed connections, resets and black holes. Used by the integration tests and, via
-//! `#[path]`, by the examples and benches. Std only (plus `serde_json` to count events).
+//! `#[path]`, by the examples and benches. Std only (plus `serde_json` to count events and
+//! `flate2` to gunzip bodies sent with `Content-Encoding: gzip`).
 //!
 //! The sink listens on 127.0.0.1 on a free port, serves each connection on its own thread with
 //! keep-alive, records what it received, and stops every thread it started when dropped.
@@ -57,7 +58,10 @@ pub struct Request {
     pub method: String,
     pub path: String,
     pub headers: Vec<(String, String)>,
+    /// The body, gunzipped if it came with `Content-Encoding: gzip`.
     pub body: Vec<u8>,
+    /// The body's length as received (compressed, if it was).
+    pub wire_len: usize,
 }
 
 impl Request {
@@ -475,5 +479,11 @@ fn read_request(r: &mut BufReader<TcpStream>, conn: u64) -> io::Result<Option<Re
         body.resize(len, 0);
         r.read_exact(&mut body)?;
     }
-    Ok(Some(Request { index: 0, at: Instant::now(), conn, method, path, headers, body }))
+    let wire_len = body.len();
+    if find("content-encoding").is_some_and(|v| v.eq_ignore_ascii_case("gzip")) {
+        let mut plain = Vec::new();
+        flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut plain)?;
+        body = plain;
+    }
+    Ok(Some(Request { index: 0, at: Instant::now(), conn, method, path, headers, body, wire_len }))
 }

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every posthaste benchmark and prints the performance table (see docs/performance.md).
+#
+#   bash scripts/bench.sh
+#
+# About 5 minutes on 2 cores, after the release build. Installs the Python baseline's
+# dependencies (requests, tenacity) with pip when they are missing. Everything talks to
+# loopback servers it starts itself. Raw results: $CARGO_TARGET_DIR/posthaste-bench/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+export POSTHASTE_BENCH_OUT="$CARGO_TARGET_DIR/posthaste-bench"
+rm -rf "$POSTHASTE_BENCH_OUT" "$CARGO_TARGET_DIR/criterion/send" "$CARGO_TARGET_DIR/criterion/encode_500"
+mkdir -p "$POSTHASTE_BENCH_OUT"
+
+if ! python3 -c 'import requests, tenacity' 2>/dev/null; then
+    echo "== installing the Python baseline's dependencies (requests, tenacity)"
+    python3 -m pip install --quiet requests tenacity ||
+        echo "(pip failed: the Python baseline will be left out of the table)"
+fi
+
+echo "== send and encode (criterion)"
+cargo bench --bench send -- --warm-up-time 1 --measurement-time 3 2>&1 | tee "$POSTHASTE_BENCH_OUT/send.txt"
+echo "== end to end"
+cargo bench --bench e2e 2>&1 | tee "$POSTHASTE_BENCH_OUT/e2e.txt"
+echo "== CPU overhead and memory under an outage"
+cargo bench --bench overhead 2>&1 | tee "$POSTHASTE_BENCH_OUT/overhead.txt"
+
+echo
+python3 scripts/bench_table.py "$POSTHASTE_BENCH_OUT" "$CARGO_TARGET_DIR/criterion" | tee "$POSTHASTE_BENCH_OUT/table.md"
