@@ -110,9 +110,10 @@ impl Builder {
         self
     }
 
-    /// The time allowed for each phase of a request after connecting: sending it, waiting for
-    /// the response headers, reading the response body. During shutdown each is clamped to
-    /// the time left. Defaults to 15 s.
+    /// The time a request may go without progress after connecting: every read and write
+    /// must complete within it, and each phase as a whole (sending the request, waiting for
+    /// the response headers, reading the response body) within it plus 1 s. During shutdown
+    /// each is clamped to the time left. Defaults to 15 s.
     pub fn request_timeout(mut self, d: Duration) -> Builder {
         self.config.request_timeout = d;
         self

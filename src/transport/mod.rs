@@ -28,6 +28,9 @@ use tls::Trust;
 /// How much of a response body is read (to let the connection be reused); beyond this the
 /// connection is dropped instead.
 const MAX_RESPONSE_BODY: usize = 64 * 1024;
+/// How much longer than `request_timeout` a whole phase may take (see `Transport::new`).
+const PHASE_GRACE: Duration = Duration::from_secs(1);
+
 /// How much of a non-2xx response body is kept as the reason.
 const EXCERPT: usize = 256;
 
@@ -151,10 +154,18 @@ impl Transport {
             // Per-phase timeouts only: the global/per-call/resolve ones make ureq spawn a
             // resolver thread per request.
             .timeout_connect(Some(config.connect_timeout))
-            .timeout_send_request(Some(config.request_timeout))
-            .timeout_send_body(Some(config.request_timeout))
-            .timeout_recv_response(Some(config.request_timeout))
-            .timeout_recv_body(Some(config.request_timeout))
+            // Every read and write must make progress within `request_timeout`: a constant,
+            // so ureq sets the socket timeout once per connection instead of before every
+            // read and write (it skips the system call only when the value is unchanged).
+            .timeout_per_read(Some(config.request_timeout))
+            .timeout_per_write(Some(config.request_timeout))
+            // Each phase as a whole is bounded too, a little later: while a phase's remaining
+            // time is longer than the per-read one, the constant per-read value is the one
+            // in force (a phase total alone changes the socket timeout on every read).
+            .timeout_send_request(Some(config.request_timeout + PHASE_GRACE))
+            .timeout_send_body(Some(config.request_timeout + PHASE_GRACE))
+            .timeout_recv_response(Some(config.request_timeout + PHASE_GRACE))
+            .timeout_recv_body(Some(config.request_timeout + PHASE_GRACE))
             // One keep-alive connection per worker at least.
             .max_idle_connections_per_host(config.workers.max(2))
             .max_idle_connections(config.workers.max(2) * 2)
@@ -264,6 +275,8 @@ impl Transport {
                 agent
                     .configure_request(request)
                     .timeout_connect(Some(connect))
+                    .timeout_per_read(Some(phase))
+                    .timeout_per_write(Some(phase))
                     .timeout_send_request(Some(phase))
                     .timeout_send_body(Some(phase))
                     .timeout_recv_response(Some(phase))
