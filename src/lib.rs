@@ -129,7 +129,7 @@
 //! | [`Builder::overflow`] | [`Overflow::DropNewest`] |
 //! | [`Builder::retry`] | 10 attempts, 500 ms ×2 up to 30 s, 120 s in all, `Retry-After` ≤ 60 s |
 //! | [`Builder::connect_timeout`] | 5 s |
-//! | [`Builder::request_timeout`] | 15 s per phase |
+//! | [`Builder::request_timeout`] | 15 s per read or write (each phase: + 1 s) |
 //! | [`Builder::shutdown_timeout`] | 3 s |
 //! | [`Builder::circuit_breaker`] | opens after 5 consecutive failures, for 30 s |
 //! | [`Builder::retry_budget`] | retries ≤ 10 % of first attempts + 10/s |
