@@ -5,7 +5,7 @@ mod support;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -45,14 +45,17 @@ fn invariant_holds_in_every_snapshot_under_load() {
         .unwrap();
 
     let done = Arc::new(AtomicBool::new(false));
+    // The observer and the producers start together, so snapshots are taken under load.
+    let start = Arc::new(Barrier::new(5));
     let observer = {
         let client = guard.client();
-        let done = done.clone();
+        let (done, start) = (done.clone(), start.clone());
         thread::spawn(move || {
+            start.wait();
             let mut snapshots = 0u64;
             let mut last_submitted = 0;
-            // Bounded: stops when the producers finish, or after 200,000 snapshots.
-            while !done.load(Ordering::SeqCst) && snapshots < 200_000 {
+            // Bounded: at least 1,000 snapshots, then until the producers finish, 200,000 at most.
+            while (snapshots < 1_000 || !done.load(Ordering::SeqCst)) && snapshots < 200_000 {
                 let s = client.stats();
                 assert_invariant(&s);
                 assert!(s.submitted >= last_submitted, "counters only grow");
@@ -65,7 +68,9 @@ fn invariant_holds_in_every_snapshot_under_load() {
     let producers: Vec<_> = (0..4)
         .map(|p| {
             let client = guard.client();
+            let start = start.clone();
             thread::spawn(move || {
+                start.wait();
                 let mut tracked = Vec::new();
                 for i in 0..5_000u32 {
                     if i % 500 == 0 {
@@ -82,7 +87,7 @@ fn invariant_holds_in_every_snapshot_under_load() {
         .collect();
     let receipts: Vec<_> = producers.into_iter().flat_map(|h| h.join().unwrap()).collect();
     done.store(true, Ordering::SeqCst);
-    assert!(observer.join().unwrap() > 0);
+    assert!(observer.join().unwrap() >= 1_000);
 
     let report = guard.shutdown();
     let s = report.stats;

@@ -436,8 +436,9 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-/// Reads one request; `Ok(None)` at a clean end of the connection.
-fn read_request(r: &mut BufReader<TcpStream>, conn: u64) -> io::Result<Option<Request>> {
+/// Reads one HTTP/1.1 request (`Content-Length` or chunked body); `Ok(None)` at a clean end of
+/// the connection. Also used by the other test servers.
+pub fn read_request(r: &mut impl BufRead, conn: u64) -> io::Result<Option<Request>> {
     let mut line = String::new();
     if r.read_line(&mut line)? == 0 {
         return Ok(None);

@@ -269,37 +269,9 @@ fn serve(tcp: TcpStream, config: Arc<rustls::ServerConfig>, inner: &Inner) {
 
 type Head = (String, String, Vec<(String, String)>, Vec<u8>);
 
-/// Reads one HTTP/1.1 request with a `Content-Length` body; `None` at a clean end.
+/// Reads one HTTP/1.1 request; `None` at a clean end (the sink's parser).
 pub fn read_request(r: &mut impl BufRead) -> io::Result<Option<Head>> {
-    let mut line = String::new();
-    if r.read_line(&mut line)? == 0 {
-        return Ok(None);
-    }
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or_default().to_string();
-    let path = parts.next().unwrap_or_default().to_string();
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        if r.read_line(&mut h)? == 0 {
-            return Ok(None);
-        }
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((n, v)) = h.split_once(':') {
-            headers.push((n.trim().to_string(), v.trim().to_string()));
-        }
-    }
-    let len = headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse::<usize>().ok())
-        .unwrap_or(0);
-    let mut body = vec![0; len];
-    r.read_exact(&mut body)?;
-    Ok(Some((method, path, headers, body)))
+    Ok(super::sink::read_request(r, 0)?.map(|req| (req.method, req.path, req.headers, req.body)))
 }
 
 /// A file in a fresh temporary directory, removed (with the directory) when dropped.
