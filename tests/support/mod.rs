@@ -2,6 +2,7 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of it.
 
+pub mod conns;
 pub mod proxy;
 pub mod sink;
 pub mod tls;

@@ -5,9 +5,10 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of it.
 
+use super::conns::Conns;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
@@ -25,27 +26,14 @@ pub struct Entry {
 }
 
 struct Inner {
-    stop: AtomicBool,
+    conns: Conns,
     creds: Option<(String, String)>,
     /// Close the client connection after each forwarded answer.
     close_after_answer: bool,
     log: Mutex<Vec<Entry>>,
-    streams: Mutex<Vec<TcpStream>>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Inner {
-    fn track(&self, s: &TcpStream) {
-        if let Ok(c) = s.try_clone() {
-            self.streams.lock().unwrap().push(c);
-        }
-    }
-
-    fn spawn(&self, name: &str, f: impl FnOnce() + Send + 'static) {
-        let h = thread::Builder::new().name(name.into()).spawn(f).unwrap();
-        self.threads.lock().unwrap().push(h);
-    }
-
     fn record(&self, method: &str, target: &str, user: Option<String>, status: u16) {
         self.log.lock().unwrap().push(Entry { method: method.into(), target: target.into(), user, status });
     }
@@ -77,25 +65,23 @@ impl TlsFront {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let inner = Arc::new(Inner {
-            stop: AtomicBool::new(false),
+            conns: Conns::default(),
             creds: None,
             close_after_answer: false,
             log: Mutex::new(Vec::new()),
-            streams: Mutex::new(Vec::new()),
-            threads: Mutex::new(Vec::new()),
         });
         let for_accept = inner.clone();
         let acceptor = thread::Builder::new()
             .name("tls-front-accept".into())
             .spawn(move || {
                 for stream in listener.incoming() {
-                    if for_accept.stop.load(Ordering::SeqCst) {
+                    if for_accept.conns.stopping() {
                         return;
                     }
                     let Ok(stream) = stream else { continue };
-                    for_accept.track(&stream);
+                    for_accept.conns.track(&stream);
                     let (inner, config) = (for_accept.clone(), config.clone());
-                    for_accept.spawn("tls-front-conn", move || {
+                    for_accept.conns.spawn("tls-front-conn", move || {
                         let _ = relay_tls(stream, config, to, &inner);
                     });
                 }
@@ -116,18 +102,7 @@ impl TlsFront {
 
 impl Drop for TlsFront {
     fn drop(&mut self) {
-        self.inner.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.addr);
-        if let Some(h) = self.acceptor.take() {
-            let _ = h.join();
-        }
-        for s in self.inner.streams.lock().unwrap().drain(..) {
-            let _ = s.shutdown(Shutdown::Both);
-        }
-        let threads: Vec<_> = self.inner.threads.lock().unwrap().drain(..).collect();
-        for t in threads {
-            let _ = t.join();
-        }
+        self.inner.conns.shut_down(self.addr, self.acceptor.take());
     }
 }
 
@@ -146,13 +121,13 @@ fn relay_tls(
         tls.conn.complete_io(&mut tls.sock)?;
     }
     let mut up = TcpStream::connect(to)?;
-    inner.track(&up);
+    inner.conns.track(&up);
     let tick = Some(Duration::from_millis(2));
     tls.sock.set_read_timeout(tick)?;
     up.set_read_timeout(tick)?;
     let mut buf = [0u8; 16 * 1024];
     let idle = |e: &io::Error| matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut);
-    while !inner.stop.load(Ordering::SeqCst) {
+    while !inner.conns.stopping() {
         match tls.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => up.write_all(&buf[..n])?,
@@ -216,25 +191,23 @@ impl TestProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let inner = Arc::new(Inner {
-            stop: AtomicBool::new(false),
+            conns: Conns::default(),
             creds,
             close_after_answer,
             log: Mutex::new(Vec::new()),
-            streams: Mutex::new(Vec::new()),
-            threads: Mutex::new(Vec::new()),
         });
         let for_accept = inner.clone();
         let acceptor = thread::Builder::new()
             .name("proxy-accept".into())
             .spawn(move || {
                 for stream in listener.incoming() {
-                    if for_accept.stop.load(Ordering::SeqCst) {
+                    if for_accept.conns.stopping() {
                         return;
                     }
                     let Ok(stream) = stream else { continue };
-                    for_accept.track(&stream);
+                    for_accept.conns.track(&stream);
                     let inner = for_accept.clone();
-                    for_accept.spawn("proxy-conn", move || {
+                    for_accept.conns.spawn("proxy-conn", move || {
                         let _ = if scheme == "http" {
                             http_conn(stream, &inner)
                         } else {
@@ -268,24 +241,7 @@ impl TestProxy {
 
 impl Drop for TestProxy {
     fn drop(&mut self) {
-        self.inner.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.addr);
-        if let Some(h) = self.acceptor.take() {
-            let _ = h.join();
-        }
-        // Threads may still start pumps while we shut sockets down: loop until none is left.
-        loop {
-            for s in self.inner.streams.lock().unwrap().drain(..) {
-                let _ = s.shutdown(Shutdown::Both);
-            }
-            let threads: Vec<_> = self.inner.threads.lock().unwrap().drain(..).collect();
-            if threads.is_empty() {
-                break;
-            }
-            for t in threads {
-                let _ = t.join();
-            }
-        }
+        self.inner.conns.shut_down(self.addr, self.acceptor.take());
     }
 }
 
@@ -300,7 +256,7 @@ fn connect_upstream(target: &str, inner: &Inner) -> io::Result<TcpStream> {
         return Err(io::Error::new(io::ErrorKind::PermissionDenied, "test proxies only reach loopback"));
     }
     let s = TcpStream::connect(target)?;
-    inner.track(&s);
+    inner.conns.track(&s);
     Ok(s)
 }
 
@@ -310,7 +266,7 @@ fn pump(client: TcpStream, upstream: TcpStream, pending: &[u8], inner: &Arc<Inne
     up_w.write_all(pending)?;
     let (mut c_r, mut u_r, mut c_w) = (client.try_clone()?, upstream, client);
     let inner2 = inner.clone();
-    inner.spawn("proxy-pump", move || {
+    inner.conns.spawn("proxy-pump", move || {
         let _ = io::copy(&mut c_r, &mut up_w);
         let _ = up_w.shutdown(Shutdown::Write);
         drop(inner2);

@@ -4,9 +4,10 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of it.
 
+use super::conns::Conns;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -91,13 +92,11 @@ impl TlsRequest {
 }
 
 struct Inner {
-    stop: AtomicBool,
+    conns: Conns,
     requests: Mutex<Vec<TlsRequest>>,
     changed: Condvar,
     handshakes: AtomicU64,
     failed_handshakes: AtomicU64,
-    streams: Mutex<Vec<TcpStream>>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
     status: u16,
 }
 
@@ -143,13 +142,11 @@ impl TlsServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let inner = Arc::new(Inner {
-            stop: AtomicBool::new(false),
+            conns: Conns::default(),
             requests: Mutex::new(Vec::new()),
             changed: Condvar::new(),
             handshakes: AtomicU64::new(0),
             failed_handshakes: AtomicU64::new(0),
-            streams: Mutex::new(Vec::new()),
-            threads: Mutex::new(Vec::new()),
             status,
         });
         let for_accept = inner.clone();
@@ -157,19 +154,13 @@ impl TlsServer {
             .name("tls-accept".into())
             .spawn(move || {
                 for stream in listener.incoming() {
-                    if for_accept.stop.load(Ordering::SeqCst) {
+                    if for_accept.conns.stopping() {
                         return;
                     }
                     let Ok(stream) = stream else { continue };
-                    if let Ok(clone) = stream.try_clone() {
-                        for_accept.streams.lock().unwrap().push(clone);
-                    }
+                    for_accept.conns.track(&stream);
                     let (inner, config) = (for_accept.clone(), config.clone());
-                    let h = thread::Builder::new()
-                        .name("tls-conn".into())
-                        .spawn(move || serve(stream, config, &inner))
-                        .unwrap();
-                    for_accept.threads.lock().unwrap().push(h);
+                    for_accept.conns.spawn("tls-conn", move || serve(stream, config, &inner));
                 }
             })
             .unwrap();
@@ -221,18 +212,7 @@ impl TlsServer {
 
 impl Drop for TlsServer {
     fn drop(&mut self) {
-        self.inner.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.addr);
-        if let Some(h) = self.acceptor.take() {
-            let _ = h.join();
-        }
-        for s in self.inner.streams.lock().unwrap().drain(..) {
-            let _ = s.shutdown(Shutdown::Both);
-        }
-        let threads: Vec<_> = self.inner.threads.lock().unwrap().drain(..).collect();
-        for t in threads {
-            let _ = t.join();
-        }
+        self.inner.conns.shut_down(self.addr, self.acceptor.take());
     }
 }
 
@@ -249,7 +229,7 @@ fn serve(tcp: TcpStream, config: Arc<rustls::ServerConfig>, inner: &Inner) {
     inner.handshakes.fetch_add(1, Ordering::SeqCst);
     let client_cert = tls.conn.peer_certificates().and_then(|c| c.first()).map(|c| c.as_ref().to_vec());
     let mut reader = BufReader::new(tls);
-    while !inner.stop.load(Ordering::SeqCst) {
+    while !inner.conns.stopping() {
         let Ok(Some((method, path, headers, body))) = read_request(&mut reader) else { return };
         inner.requests.lock().unwrap().push(TlsRequest {
             method,
