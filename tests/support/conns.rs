@@ -1,9 +1,9 @@
 //! What the TLS server and the proxies share: a stop flag, the connections to shut down and
 //! the threads to join when the server is dropped.
 
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
 #[derive(Default)]
@@ -54,4 +54,36 @@ impl Conns {
             }
         }
     }
+}
+
+/// A test server's shared state, which holds its [`Conns`].
+pub trait Server: Send + Sync + 'static {
+    fn conns(&self) -> &Conns;
+}
+
+/// Accepts connections on `listener` (thread `NAME-accept`) until the server stops, running
+/// `handle` for each on a tracked thread `NAME-conn`. Returns the acceptor, for `shut_down`.
+pub fn accept<T: Server>(
+    owner: &Arc<T>,
+    listener: TcpListener,
+    name: &str,
+    handle: impl Fn(TcpStream, &Arc<T>) + Send + Sync + 'static,
+) -> JoinHandle<()> {
+    let owner = owner.clone();
+    let handle = Arc::new(handle);
+    let conn_name = format!("{name}-conn");
+    thread::Builder::new()
+        .name(format!("{name}-accept"))
+        .spawn(move || {
+            for stream in listener.incoming() {
+                if owner.conns().stopping() {
+                    return;
+                }
+                let Ok(stream) = stream else { continue };
+                owner.conns().track(&stream);
+                let (owner2, handle) = (owner.clone(), handle.clone());
+                owner.conns().spawn(&conn_name, move || handle(stream, &owner2));
+            }
+        })
+        .unwrap()
 }

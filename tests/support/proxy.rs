@@ -10,7 +10,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 
 use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::thread::JoinHandle;
 
 /// One request the proxy handled.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,23 +70,9 @@ impl TlsFront {
             close_after_answer: false,
             log: Mutex::new(Vec::new()),
         });
-        let for_accept = inner.clone();
-        let acceptor = thread::Builder::new()
-            .name("tls-front-accept".into())
-            .spawn(move || {
-                for stream in listener.incoming() {
-                    if for_accept.conns.stopping() {
-                        return;
-                    }
-                    let Ok(stream) = stream else { continue };
-                    for_accept.conns.track(&stream);
-                    let (inner, config) = (for_accept.clone(), config.clone());
-                    for_accept.conns.spawn("tls-front-conn", move || {
-                        let _ = relay_tls(stream, config, to, &inner);
-                    });
-                }
-            })
-            .unwrap();
+        let acceptor = super::conns::accept(&inner, listener, "tls-front", move |stream, inner| {
+            let _ = relay_tls(stream, config.clone(), to, inner);
+        });
         TlsFront { addr, inner, acceptor: Some(acceptor) }
     }
 
@@ -196,27 +182,9 @@ impl TestProxy {
             close_after_answer,
             log: Mutex::new(Vec::new()),
         });
-        let for_accept = inner.clone();
-        let acceptor = thread::Builder::new()
-            .name("proxy-accept".into())
-            .spawn(move || {
-                for stream in listener.incoming() {
-                    if for_accept.conns.stopping() {
-                        return;
-                    }
-                    let Ok(stream) = stream else { continue };
-                    for_accept.conns.track(&stream);
-                    let inner = for_accept.clone();
-                    for_accept.conns.spawn("proxy-conn", move || {
-                        let _ = if scheme == "http" {
-                            http_conn(stream, &inner)
-                        } else {
-                            socks_conn(stream, &inner)
-                        };
-                    });
-                }
-            })
-            .unwrap();
+        let acceptor = super::conns::accept(&inner, listener, "proxy", move |stream, inner| {
+            let _ = if scheme == "http" { http_conn(stream, inner) } else { socks_conn(stream, inner) };
+        });
         TestProxy { addr, inner, acceptor: Some(acceptor), scheme }
     }
 
@@ -313,32 +281,12 @@ fn http_conn(client: TcpStream, inner: &Arc<Inner>) -> io::Result<()> {
     let mut reader = BufReader::new(client.try_clone()?);
     let mut client_w = client;
     loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
-        let mut parts = line.split_whitespace();
-        let method = parts.next().unwrap_or_default().to_string();
-        let target = parts.next().unwrap_or_default().to_string();
-        let mut headers = Vec::new();
-        loop {
-            let mut h = String::new();
-            reader.read_line(&mut h)?;
-            let h = h.trim_end().to_string();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((n, v)) = h.split_once(':') {
-                headers.push((n.trim().to_string(), v.trim().to_string()));
-            }
-        }
+        let Some(request) = super::sink::read_request(&mut reader, 0)? else { return Ok(()) };
+        let (method, target, headers, body) = (request.method, request.path, request.headers, request.body);
         let find =
             |name: &str| headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
         let presented = find("proxy-authorization").and_then(|v| decode_basic(&v));
         let user = presented.as_ref().map(|(u, _)| u.clone());
-        let len = find("content-length").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
-        let mut body = vec![0; len];
-        reader.read_exact(&mut body)?;
         if let Some(creds) = &inner.creds {
             if presented.as_ref() != Some(creds) {
                 inner.record(&method, &target, user, 407);
@@ -487,5 +435,11 @@ fn socks_conn(mut client: TcpStream, inner: &Arc<Inner>) -> io::Result<()> {
             inner.record("SOCKS5", &target, user, 2);
             client.write_all(&[5, 2, 0, 1, 0, 0, 0, 0, 0, 0])
         }
+    }
+}
+
+impl super::conns::Server for Inner {
+    fn conns(&self) -> &Conns {
+        &self.conns
     }
 }

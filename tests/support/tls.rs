@@ -9,7 +9,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::thread::{self, JoinHandle};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
@@ -149,21 +149,9 @@ impl TlsServer {
             failed_handshakes: AtomicU64::new(0),
             status,
         });
-        let for_accept = inner.clone();
-        let acceptor = thread::Builder::new()
-            .name("tls-accept".into())
-            .spawn(move || {
-                for stream in listener.incoming() {
-                    if for_accept.conns.stopping() {
-                        return;
-                    }
-                    let Ok(stream) = stream else { continue };
-                    for_accept.conns.track(&stream);
-                    let (inner, config) = (for_accept.clone(), config.clone());
-                    for_accept.conns.spawn("tls-conn", move || serve(stream, config, &inner));
-                }
-            })
-            .unwrap();
+        let acceptor = super::conns::accept(&inner, listener, "tls", move |stream, inner| {
+            serve(stream, config.clone(), inner)
+        });
         TlsServer { addr, inner, acceptor: Some(acceptor) }
     }
 
@@ -288,4 +276,10 @@ pub fn fixture(name: &str) -> String {
     let mut s = String::new();
     std::fs::File::open(path).unwrap().read_to_string(&mut s).unwrap();
     s
+}
+
+impl super::conns::Server for Inner {
+    fn conns(&self) -> &Conns {
+        &self.conns
+    }
 }
