@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every posthaste benchmark and prints the performance table (see docs/performance.md).
+# Runs every posthaste benchmark and prints the performance table (README, "Performance").
 #
 #   bash scripts/bench.sh
 #

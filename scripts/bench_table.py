@@ -1,4 +1,4 @@
-"""Prints the performance table of docs/performance.md from the results of scripts/bench.sh.
+"""Prints the performance table of README's "Performance" section from the results of scripts/bench.sh.
 
     python3 scripts/bench_table.py RESULTS_DIR CRITERION_DIR
 """

@@ -160,38 +160,9 @@ impl std::error::Error for SendError {
     }
 }
 
-/// Replaces the password (and, if no password, the user) of a URL's userinfo with `***`.
-pub(crate) fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_string();
-    };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    match authority.rfind('@') {
-        None => url.to_string(),
-        Some(at) => {
-            let userinfo = &authority[..at];
-            let user = match userinfo.find(':') {
-                Some(colon) => format!("{}:***", &userinfo[..colon]),
-                None => "***".to_string(),
-            };
-            format!("{}{}@{}", &url[..scheme_end + 3], user, &rest[at + 1..])
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redacts_password_and_bare_token() {
-        assert_eq!(redact_url("http://u:secret@h:1/p"), "http://u:***@h:1/p");
-        assert_eq!(redact_url("http://token@h/p@x"), "http://***@h/p@x");
-        assert_eq!(redact_url("http://h/p?a=b@c"), "http://h/p?a=b@c");
-        assert_eq!(redact_url("not a url"), "not a url");
-    }
 
     #[test]
     fn error_sizes_stay_small() {

@@ -152,45 +152,32 @@
 #![warn(unreachable_pub)]
 #![deny(unsafe_code)]
 
-mod batch;
-mod builder;
-mod builder_batch;
-mod client;
-mod config;
+// Layers, top to bottom; imports point down only (see ARCHITECTURE.md and tests/layers.rs).
+mod api;
 mod error;
 mod event;
-mod gate;
-mod guard;
-mod lifecycle;
-mod net;
-mod outcome;
-mod priority;
-mod queue;
-mod retry;
-mod shared;
-mod spill;
-mod stats;
+mod policy;
+mod runtime;
+mod state;
 mod transport;
-mod worker;
+mod util;
 
-pub use batch::{Batch, CustomEncoding, Encoding, Events, Gzip, Idempotency, Template};
-pub use builder::{builder, Builder};
-pub use client::Client;
+pub use api::{builder, Builder, Client, Dangerous, Guard};
 pub use error::{Error, SendError};
 pub use event::Event;
-pub use gate::{Circuit, CircuitBreaker, RetryBudget};
-pub use guard::{Guard, Report};
-pub use lifecycle::AfterShutdown;
-pub use net::Dangerous;
-pub use outcome::{Outcome, Receipt};
-pub use queue::Overflow;
-pub use retry::Retry;
-pub use stats::Stats;
+pub use policy::encode::{Batch, CustomEncoding, Encoding, Events, Gzip, Idempotency, Template};
+pub use policy::gate::{Circuit, CircuitBreaker, RetryBudget};
+pub use policy::retry::Retry;
+pub use runtime::AfterShutdown;
+pub use state::outcome::{Outcome, Receipt};
+pub use state::queue::Overflow;
+pub use state::report::Report;
+pub use state::stats::Stats;
 pub use transport::probe::{Diagnosis, Step, StepKind};
 pub use transport::proxy::{IntoProxy, Proxy};
 
 #[doc(hidden)]
-pub use batch::bench_support as __bench;
+pub use policy::encode::bench_support as __bench;
 
 #[cfg(test)]
 mod tests {

@@ -59,7 +59,8 @@ impl Forward {
         proxy: &Proxy,
         uri: &ureq::http::Uri,
         trust: &super::tls::Trust,
-        config: &crate::config::Config,
+        config: &super::TransportOptions,
+        workers: usize,
         headers: &mut Vec<(HeaderName, HeaderValue)>,
     ) -> Result<Forward, crate::error::Error> {
         use crate::error::Error;
@@ -77,9 +78,9 @@ impl Forward {
         if let Some((userinfo, _)) = authority.rsplit_once('@') {
             if !headers.iter().any(|(n, _)| n == ureq::http::header::AUTHORIZATION) {
                 let (u, p) = userinfo.split_once(':').unwrap_or((userinfo, ""));
-                let basic = format!("Basic {}", crate::builder::base64(format!("{u}:{p}").as_bytes()));
+                let basic = format!("Basic {}", crate::util::base64(format!("{u}:{p}").as_bytes()));
                 let mut v = HeaderValue::from_str(&basic).map_err(|_| Error::InvalidUrl {
-                    url: crate::error::redact_url(&config.url),
+                    url: crate::util::redact_url(&config.url),
                     reason: "invalid user info".into(),
                 })?;
                 v.set_sensitive(true);
@@ -88,7 +89,7 @@ impl Forward {
         }
         let path = uri.path_and_query().map_or("/", |pq| pq.as_str());
         let target = format!("http://{host_port}{path}");
-        Ok(Forward::new(proxy.clone(), target, host_port, tls, config.connect_timeout, config.workers.max(2)))
+        Ok(Forward::new(proxy.clone(), target, host_port, tls, config.connect_timeout, workers.max(2)))
     }
 
     fn new(

@@ -1,6 +1,7 @@
 //! The transport: the only user of ureq and rustls.
 //!
-//! Owns the agent configuration (set against the traps in DESIGN.md), the route (proxy or
+//! Built from [`TransportOptions`] (nothing of the builder's configuration reaches here). Owns
+//! the agent configuration (set against the traps listed in ARCHITECTURE.md), the route (proxy or
 //! direct, chosen once in `start()`), trust (roots, client certificate), request building,
 //! reading the answer, mapping ureq's errors to [`Fault`]s with a reason that names the hop, and
 //! the step-by-step probe. Nothing of ureq or rustls leaks out of this module.
@@ -17,13 +18,13 @@ use std::time::Duration;
 use ureq::http::{self, HeaderName, HeaderValue, Method, Uri};
 use ureq::Agent;
 
-use crate::config::Config;
 use crate::error::Error;
+use crate::util::{check_header, redact_url};
 
 pub(crate) use fault::Fault;
 use fault::Hops;
-use proxy::Route;
-use tls::Trust;
+use proxy::{ProxyChoice, Route};
+use tls::{TlsOptions, Trust};
 
 /// How much of a response body is read (to let the connection be reused); beyond this the
 /// connection is dropped instead.
@@ -44,6 +45,8 @@ pub(crate) struct Answer {
 }
 
 pub(crate) struct Transport {
+    /// `host:port` (through proxy `host:port`), for messages; made once.
+    endpoint: String,
     agent: Agent,
     /// One agent (and so one connection pool) per worker: workers sharing one pool trade
     /// connections back and forth, which costs about a third of the loopback throughput of
@@ -62,7 +65,36 @@ pub(crate) struct Transport {
     forward: Option<forward::Forward>,
 }
 
-pub(crate) fn check_url(url: &str) -> Result<(), String> {
+/// One configured request header. Values are never printed.
+#[derive(Clone)]
+pub(crate) struct Header {
+    pub(crate) name: String,
+    pub(crate) value: String,
+}
+
+/// What a [`Transport`] is built from. The api layer fills it (defaults in `api/config.rs`);
+/// [`Transport::new`] is the one place its URL, method and headers are checked.
+#[derive(Clone)]
+pub(crate) struct TransportOptions {
+    pub(crate) url: String,
+    pub(crate) method: String,
+    pub(crate) headers: Vec<Header>,
+    pub(crate) content_type: String,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) request_timeout: Duration,
+    pub(crate) proxy: ProxyChoice,
+    pub(crate) tls: TlsOptions,
+}
+
+impl TransportOptions {
+    /// Adds a header, replacing an earlier one of the same name (case-insensitively).
+    pub(crate) fn set_header(&mut self, name: &str, value: String) {
+        self.headers.retain(|h| !h.name.eq_ignore_ascii_case(name));
+        self.headers.push(Header { name: name.to_string(), value });
+    }
+}
+
+fn parse_url(url: &str) -> Result<Uri, String> {
     let uri: Uri = url.parse().map_err(|e: http::uri::InvalidUri| e.to_string())?;
     match uri.scheme_str() {
         Some("http") | Some("https") => {}
@@ -70,57 +102,49 @@ pub(crate) fn check_url(url: &str) -> Result<(), String> {
         None => return Err("no scheme (expected http:// or https://)".into()),
     }
     match uri.host() {
-        Some(h) if !h.is_empty() => Ok(()),
+        Some(h) if !h.is_empty() => Ok(uri),
         _ => Err("no host".into()),
     }
 }
 
-pub(crate) fn check_method(method: &str) -> Result<(), String> {
-    Method::from_bytes(method.as_bytes())
-        .map(|_| ())
-        .map_err(|_| format!("{:?} is not an HTTP method", method))
-}
-
-pub(crate) fn check_header(name: &str, value: &str) -> Result<(), String> {
-    HeaderName::from_bytes(name.as_bytes()).map_err(|_| "not a valid header name".to_string())?;
-    HeaderValue::from_str(value)
-        .map_err(|_| "value contains CR, LF or other control characters".to_string())?;
-    Ok(())
+fn header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), String> {
+    check_header(name, value)?;
+    let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| "not a valid header name".to_string())?;
+    let mut value = HeaderValue::from_str(value).map_err(|_| "invalid value".to_string())?;
+    // Keeps values out of any Debug/log output of the http types.
+    value.set_sensitive(true);
+    Ok((name, value))
 }
 
 impl Transport {
-    /// Builds the agent. `config` has been validated.
-    pub(crate) fn new(config: &Config) -> Result<Transport, Error> {
-        let invalid_url =
-            |reason: String| Error::InvalidUrl { url: crate::error::redact_url(&config.url), reason };
-        let uri: Uri = config.url.parse().map_err(|e: http::uri::InvalidUri| invalid_url(e.to_string()))?;
-        let method = Method::from_bytes(config.method.as_bytes())
-            .map_err(|_| Error::InvalidOption { option: "method", reason: "not an HTTP method".into() })?;
+    /// Checks the URL, method and headers, chooses the route, loads trust and builds the
+    /// agents: one connection pool per worker (`workers`) and one shared.
+    pub(crate) fn new(config: &TransportOptions, workers: usize) -> Result<Transport, Error> {
+        let uri = parse_url(&config.url)
+            .map_err(|reason| Error::InvalidUrl { url: redact_url(&config.url), reason })?;
+        let method = Method::from_bytes(config.method.as_bytes()).map_err(|_| Error::InvalidOption {
+            option: "method",
+            reason: format!("{:?} is not an HTTP method", config.method),
+        })?;
         let mut headers = Vec::with_capacity(config.headers.len() + 1);
         for h in &config.headers {
-            let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| Error::InvalidHeader {
-                name: h.name.escape_debug().to_string(),
-                reason: "invalid name".into(),
-            })?;
-            let mut value = HeaderValue::from_str(&h.value)
-                .map_err(|_| Error::InvalidHeader { name: h.name.clone(), reason: "invalid value".into() })?;
-            // Keeps values out of any Debug/log output of the http types.
-            value.set_sensitive(true);
-            headers.push((name, value));
+            headers.push(
+                header(&h.name, &h.value)
+                    .map_err(|reason| Error::InvalidHeader { name: h.name.clone(), reason })?,
+            );
         }
-        let content_type = HeaderValue::from_str(&config.content_type).map_err(|_| Error::InvalidOption {
-            option: "content_type",
-            reason: "invalid header value".into(),
-        })?;
-        headers.push((http::header::CONTENT_TYPE, content_type));
+        let (name, mut content_type) = header("Content-Type", &config.content_type)
+            .map_err(|reason| Error::InvalidOption { option: "content_type", reason })?;
+        content_type.set_sensitive(false);
+        headers.push((name, content_type));
 
         // The route (read from the environment unless set explicitly) and trust, both once.
         let scheme = uri.scheme_str().unwrap_or("http").to_string();
         let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
         let port = uri.port_u16().unwrap_or(if scheme == "https" { 443 } else { 80 });
-        let route = proxy::choose(&config.net.proxy, &scheme, &host, port, &|name| std::env::var(name).ok())?;
+        let route = proxy::choose(&config.proxy, &scheme, &host, port, &|name| std::env::var(name).ok())?;
         let proxy_tls = route.proxy.as_ref().is_some_and(|p| p.scheme == proxy::Scheme::Https);
-        let trust = tls::load(&config.net.tls, scheme == "https" || proxy_tls)?;
+        let trust = tls::load(&config.tls, scheme == "https" || proxy_tls)?;
         let forwarded = scheme == "http" && route.proxy.as_ref().is_some_and(|p| !p.scheme.is_socks());
         let ureq_proxy = match &route.proxy {
             None => None,
@@ -133,7 +157,7 @@ impl Transport {
         };
         let forward = match &route.proxy {
             Some(p) if forwarded => {
-                Some(forward::Forward::for_endpoint(p, &uri, &trust, config, &mut headers)?)
+                Some(forward::Forward::for_endpoint(p, &uri, &trust, config, workers, &mut headers)?)
             }
             _ => None,
         };
@@ -167,8 +191,8 @@ impl Transport {
             .timeout_recv_response(Some(config.request_timeout + PHASE_GRACE))
             .timeout_recv_body(Some(config.request_timeout + PHASE_GRACE))
             // One keep-alive connection per worker at least.
-            .max_idle_connections_per_host(config.workers.max(2))
-            .max_idle_connections(config.workers.max(2) * 2)
+            .max_idle_connections_per_host(workers.max(2))
+            .max_idle_connections(workers.max(2) * 2)
             // ureq would read proxy variables on its own (and not trim NO_PROXY entries): the
             // route is chosen by `proxy::choose` and given explicitly.
             .proxy(ureq_proxy)
@@ -176,10 +200,13 @@ impl Transport {
             .no_delay(true)
             .user_agent(concat!("posthaste/", env!("CARGO_PKG_VERSION")))
             .build();
+        let endpoint = match &route.proxy {
+            None => endpoint_of(&uri),
+            Some(p) => format!("{} (through proxy {})", endpoint_of(&uri), p.authority()),
+        };
         Ok(Transport {
-            worker_agents: (0..config.workers)
-                .map(|_| Agent::new_with_config(agent_config.clone()))
-                .collect(),
+            endpoint,
+            worker_agents: (0..workers).map(|_| Agent::new_with_config(agent_config.clone())).collect(),
             agent: agent_config.into(),
             uri,
             method,
@@ -193,12 +220,9 @@ impl Transport {
         })
     }
 
-    /// The endpoint as `host:port`, for messages.
-    pub(crate) fn endpoint(&self) -> String {
-        match &self.route.proxy {
-            None => endpoint_of(&self.uri),
-            Some(p) => format!("{} (through proxy {})", endpoint_of(&self.uri), p.authority()),
-        }
+    /// The endpoint as `host:port` (and the proxy it goes through), for messages.
+    pub(crate) fn endpoint(&self) -> &str {
+        &self.endpoint
     }
 
     /// Non-fatal problems found in `start()` (root certificates that failed to load,
@@ -331,20 +355,20 @@ mod tests {
 
     #[test]
     fn url_checks() {
-        assert!(check_url("http://127.0.0.1:8080/ingest").is_ok());
-        assert!(check_url("https://collector.example/x?y=1").is_ok());
-        assert!(check_url("ftp://host/").unwrap_err().contains("ftp"));
-        assert!(check_url("/relative").is_err());
-        assert!(check_url("http://").is_err());
-        assert!(check_url("not a url").is_err());
+        assert!(parse_url("http://127.0.0.1:8080/ingest").is_ok());
+        assert!(parse_url("https://collector.example/x?y=1").is_ok());
+        assert!(parse_url("ftp://host/").unwrap_err().contains("ftp"));
+        assert!(parse_url("/relative").is_err());
+        assert!(parse_url("http://").is_err());
+        assert!(parse_url("not a url").is_err());
     }
 
     #[test]
     fn header_checks() {
-        assert!(check_header("X-Ok", "fine\tvalue").is_ok());
-        assert!(check_header("X-Bad", "a\r\nInjected: 1").is_err());
-        assert!(check_header("X-Bad", "a\nb").is_err());
-        assert!(check_header("Bad Name", "v").is_err());
-        assert!(check_header("", "v").is_err());
+        assert!(header("X-Ok", "fine\tvalue").is_ok());
+        assert!(header("X-Bad", "a\r\nInjected: 1").is_err());
+        assert!(header("X-Bad", "a\nb").is_err());
+        assert!(header("Bad Name", "v").is_err());
+        assert!(header("", "v").is_err());
     }
 }

@@ -88,7 +88,7 @@ impl Proxy {
     pub(crate) fn parse_from(url: &str, source: &str) -> Result<Proxy, Error> {
         parse(url).map_err(|reason| Error::InvalidProxy {
             source: source.to_string(),
-            url: crate::error::redact_url(url),
+            url: crate::util::redact_url(url),
             reason,
         })
     }
@@ -129,7 +129,7 @@ impl Proxy {
         }
         let raw =
             format!("{}:{}", self.username.as_deref().unwrap_or(""), self.password.as_deref().unwrap_or(""));
-        Some(format!("Basic {}", crate::builder::base64(raw.as_bytes())))
+        Some(format!("Basic {}", crate::util::base64(raw.as_bytes())))
     }
 
     /// The equivalent ureq proxy (no `NO_PROXY`: the route is chosen by posthaste).
@@ -319,7 +319,7 @@ mod sealed {
 }
 
 fn parse_redacted(url: &str) -> Result<Proxy, (String, String)> {
-    parse(url).map_err(|reason| (crate::error::redact_url(url), reason))
+    parse(url).map_err(|reason| (crate::util::redact_url(url), reason))
 }
 
 impl IntoProxy for &str {}

@@ -239,7 +239,7 @@ impl Trust {
             };
             let pem = format!(
                 "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
-                crate::builder::base64(id.key.secret_der())
+                crate::util::base64(id.key.secret_der())
             );
             // The key was parsed and matched to the certificate in `load`; this cannot fail.
             let key = PrivateKey::from_pem(pem.as_bytes()).ok()?;

@@ -1,21 +1,14 @@
-//! [`Outcome`], [`Receipt`], and the ledger that settles every event exactly once.
-//!
-//! `Ledger::settle` is the single place where an event's fate is recorded: counters, receipt and
-//! the user's `on_outcome` callback. Callers guarantee each envelope reaches it once (envelopes
-//! are moved, never cloned). With a spill file configured, the ledger is also where an event
-//! that would end `Cancelled`, `Abandoned` or `Failed` for a transient reason is written to disk
-//! instead and settled `Spilled`: durably written before anyone is told.
+//! [`Outcome`], [`Receipt`], and the [`Envelope`] an event travels in from `send` to its
+//! outcome. The ledger (`ledger.rs`) records outcomes; this file only holds the types.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
 use crate::event::Event;
-use crate::spill::Spill;
-use crate::stats::{Counters, From, Kind};
+use crate::policy::encode::Item;
+use crate::state::stats::Kind;
 
 /// The final fate of one event. Every accepted event gets exactly one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,7 +70,7 @@ impl Outcome {
 
     /// Outcomes that a spill file turns into `Spilled` wherever they arise: the shutdown
     /// deadline's.
-    fn spills_at_deadline(&self) -> bool {
+    pub(crate) fn spills_at_deadline(&self) -> bool {
         matches!(self, Outcome::Cancelled | Outcome::Abandoned)
     }
 }
@@ -118,7 +111,7 @@ impl ReceiptSlot {
         Arc::new(ReceiptSlot { settled_hook: Some(hook), ..ReceiptSlot::default() })
     }
 
-    fn complete(&self, outcome: &Outcome, unspilled: bool) {
+    pub(crate) fn complete(&self, outcome: &Outcome, unspilled: bool) {
         let mut slot = self.outcome.lock();
         if slot.is_some() {
             return;
@@ -188,119 +181,12 @@ pub(crate) struct Envelope {
     pub(crate) receipt: Option<Arc<ReceiptSlot>>,
 }
 
-/// Records outcomes: counters, receipts, callback; spills what must not be lost.
-pub(crate) struct Ledger {
-    pub(crate) counters: Counters,
-    on_outcome: Option<OnOutcome>,
-    /// Threads in `wait_idle`; settling only takes the lock to wake them when there are any.
-    idle_waiters: AtomicUsize,
-    idle_lock: Mutex<()>,
-    idle: Condvar,
-    spill: Option<Arc<Spill>>,
-}
-
-impl Ledger {
-    pub(crate) fn new(on_outcome: Option<OnOutcome>, spill: Option<Arc<Spill>>) -> Ledger {
-        Ledger {
-            counters: Counters::default(),
-            on_outcome,
-            spill,
-            idle_waiters: AtomicUsize::new(0),
-            idle_lock: Mutex::new(()),
-            idle: Condvar::new(),
-        }
+impl Item for Envelope {
+    fn event(&self) -> &Event {
+        &self.event
     }
 
-    /// Waits until nothing is queued or in flight, or `deadline`; true if idle. `queued_bytes`
-    /// reads the queue's byte gauge for the snapshot.
-    pub(crate) fn wait_idle(&self, deadline: Instant, queued_bytes: impl Fn() -> u64) -> bool {
-        // SeqCst pairs with `wake_idle`: a settle either sees this waiter or happens before
-        // the snapshot below.
-        self.idle_waiters.fetch_add(1, Ordering::SeqCst);
-        let mut guard = self.idle_lock.lock();
-        let idle = loop {
-            let s = self.counters.snapshot(queued_bytes());
-            if s.queued == 0 && s.in_flight == 0 {
-                break true;
-            }
-            if self.idle.wait_until(&mut guard, deadline).timed_out() {
-                let s = self.counters.snapshot(queued_bytes());
-                break s.queued == 0 && s.in_flight == 0;
-            }
-        };
-        drop(guard);
-        self.idle_waiters.fetch_sub(1, Ordering::SeqCst);
-        idle
-    }
-
-    /// The spill file, if one is configured.
-    pub(crate) fn spill(&self) -> Option<&Arc<Spill>> {
-        self.spill.as_ref()
-    }
-
-    fn wake_idle(&self) {
-        if self.idle_waiters.load(Ordering::SeqCst) > 0 {
-            let _guard = self.idle_lock.lock();
-            self.idle.notify_all();
-        }
-    }
-
-    /// Settles one event. `from` says whether a worker had taken it. The caller drops (or hands
-    /// back) the envelope afterwards and never settles it again.
-    pub(crate) fn settle(&self, env: &Envelope, outcome: &Outcome, from: From) {
-        self.settle_all(std::slice::from_ref(env), outcome, from);
-    }
-
-    /// Settles a batch with one outcome (counted with one atomic add). With a spill file,
-    /// `Cancelled` and `Abandoned` are spilled instead.
-    pub(crate) fn settle_all(&self, batch: &[Envelope], outcome: &Outcome, from: From) {
-        if outcome.spills_at_deadline() {
-            self.settle_all_or_spill(batch, outcome, from);
-        } else {
-            self.record(batch, outcome, from, false);
-        }
-    }
-
-    /// Settles a batch `Spilled` if a spill file is configured and takes it, else with
-    /// `outcome`. For events that failed for a transient reason (or were never sent).
-    pub(crate) fn settle_all_or_spill(&self, batch: &[Envelope], outcome: &Outcome, from: From) {
-        let Some(spill) = &self.spill else {
-            return self.record(batch, outcome, from, false);
-        };
-        if batch.is_empty() {
-            return;
-        }
-        // Written and synced before anyone is told.
-        let n = spill.append(batch.iter().map(|env| &env.event), None);
-        let (spilled, rest) = batch.split_at(n);
-        self.record(spilled, &Outcome::Spilled, from, false);
-        if !rest.is_empty() {
-            self.counters.spill_failed(rest.len() as u64);
-            self.record(rest, outcome, from, true);
-        }
-    }
-
-    fn record(&self, batch: &[Envelope], outcome: &Outcome, from: From, unspilled: bool) {
-        if batch.is_empty() {
-            return;
-        }
-        self.counters.settled(outcome.kind(), from, batch.len() as u64);
-        for env in batch {
-            self.notify(env, outcome, unspilled);
-        }
-        self.wake_idle();
-    }
-
-    fn notify(&self, env: &Envelope, outcome: &Outcome, unspilled: bool) {
-        if let Some(slot) = &env.receipt {
-            slot.complete(outcome, unspilled);
-        }
-        if let Some(cb) = &self.on_outcome {
-            // A panicking callback must not take a worker (or a producer) down with it; the
-            // event is already counted, so the panic is contained, counted and ignored.
-            if catch_unwind(AssertUnwindSafe(|| cb(&env.event, outcome))).is_err() {
-                self.counters.panicked();
-            }
-        }
+    fn size(&self) -> usize {
+        self.size
     }
 }

@@ -1,43 +1,43 @@
-//! The throughput setters of [`Builder`]: batching, encoding, template, gzip, idempotency and
-//! worker priority. The options themselves live in `batch.rs`.
+//! Throughput options of [`Builder`]: batching, encoding, template, gzip, idempotency and
+//! worker niceness. The option types and their rules live in `policy/encode/`.
 
-use crate::batch::{Batch, Encoding, Gzip, Idempotency, Template};
-use crate::builder::Builder;
+use super::Builder;
+use crate::policy::encode::{Batch, Encoding, Gzip, Idempotency, Template};
 
 impl Builder {
     /// Sends several events per request under the given [`Batch`] limits. Without it every
     /// request carries one event. Defaults to no batching; `Batch::new()` is 500 events,
     /// 1 MiB, 50 ms linger.
     pub fn batch(mut self, batch: Batch) -> Builder {
-        self.config.batch.batch = Some(batch);
+        self.config.runtime.encode.batch = Some(batch);
         self
     }
 
     /// How events are laid out in a request body (JSON, JSON array, NDJSON or your own).
     /// Defaults to [`Encoding::Json`].
     pub fn encoding(mut self, encoding: Encoding) -> Builder {
-        self.config.batch.encoding = encoding;
+        self.config.runtime.encode.encoding = encoding;
         self
     }
 
     /// Wraps each event in a fixed JSON object (for example as a double-encoded string field).
     /// Defaults to no template.
     pub fn template(mut self, template: Template) -> Builder {
-        self.config.batch.template = Some(template);
+        self.config.runtime.encode.template = Some(template);
         self
     }
 
     /// Compresses request bodies with gzip (from a size threshold on). Defaults to no
     /// compression.
     pub fn gzip(mut self, gzip: Gzip) -> Builder {
-        self.config.batch.gzip = Some(gzip);
+        self.config.runtime.encode.gzip = Some(gzip);
         self
     }
 
     /// Sends an idempotency key (stable across retries) and the attempt number with every
     /// request. Defaults to no idempotency headers.
     pub fn idempotency(mut self, idempotency: Idempotency) -> Builder {
-        self.config.batch.idempotency = Some(idempotency);
+        self.config.runtime.encode.idempotency = Some(idempotency);
         self
     }
 
@@ -46,7 +46,7 @@ impl Builder {
     /// `setpriority`); elsewhere it has no effect. An unprivileged process can't undo it for
     /// those threads later. Defaults to 0 (same priority as the thread calling `start()`).
     pub fn worker_nice(mut self, n: i32) -> Builder {
-        self.config.batch.worker_nice = n;
+        self.config.runtime.worker_nice = n;
         self
     }
 }

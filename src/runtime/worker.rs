@@ -11,24 +11,26 @@
 //! so shutdown wakes it at once; no `thread::sleep` anywhere. A panic in a round (user code:
 //! custom encoders) is caught and counted, its batch settles `Failed`, and the worker keeps
 //! serving. The rules (limits, encodings, gzip, backoff, breaker) are pure functions in
-//! batch.rs, retry.rs and gate.rs.
+//! `policy/`; the answer → outcome rule is `judge.rs`.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::batch::{self, Codec};
-use crate::gate::Admit;
-use crate::outcome::{Envelope, Outcome};
-use crate::priority;
-use crate::retry::{classify_status, parse_retry_after, Verdict};
-use crate::shared::{Shared, Slot};
-use crate::stats::From;
+use super::judge::{judge, Next};
+use super::nice;
+use super::shared::Shared;
+use super::slot::{settle_at_deadline, Slot};
+use crate::policy::encode::{self, Codec};
+use crate::policy::gate::Admit;
+use crate::state::outcome::{Envelope, Outcome};
+use crate::state::stats::Stage;
+use crate::util::{panic_text, uuid_v4};
 
 /// Starts worker `index`. `done` is dropped when the thread ends (even by panic), which is how
 /// the shutdown path learns that every worker has finished.
@@ -36,13 +38,13 @@ pub(crate) fn spawn(shared: &Arc<Shared>, index: usize, done: Sender<()>) -> std
     let shared = shared.clone();
     thread::Builder::new().name(format!("posthaste-worker-{index}")).spawn(move || {
         let _done = done;
-        let nice = shared.config.batch.worker_nice;
+        let nice = shared.options.worker_nice;
         if nice > 0 {
             // Best effort: raising one's own nice value is always allowed on Linux; delivery
             // works the same if a sandbox refuses it.
-            let _ = priority::lower_current_thread(nice);
+            let _ = nice::lower_current_thread(nice);
         }
-        let codec = Codec::new(&shared.config.batch);
+        let codec = Codec::new(&shared.options.encode);
         let rng = SmallRng::from_os_rng();
         Worker { shared, index, rng, codec, body: Vec::new(), zipped: Vec::new(), carried: 0 }.run();
     })
@@ -59,17 +61,6 @@ struct Worker {
     zipped: Vec<u8>,
     /// Events at the back of the slot kept for the next batch (they did not fit this one).
     carried: usize,
-}
-
-/// What one attempt asks for next.
-enum Next {
-    Settle(Outcome),
-    Retry {
-        reason: String,
-        retry_after: Option<Duration>,
-    },
-    /// The endpoint answered 413 to a batch: send it in halves.
-    Split,
 }
 
 /// How the work on one chunk of the batch ended.
@@ -103,14 +94,14 @@ impl Worker {
                 Ok(false) => return,
                 Err(panic) => {
                     self.shared.ledger.counters.panicked();
-                    let reason = format!("posthaste worker panicked: {}", panic_message(&*panic));
+                    let reason = format!("posthaste worker panicked: {}", panic_text(&*panic));
                     // The event carried over for the next batch was not part of this one.
                     let unsettled = self.slot().len().saturating_sub(self.carried);
                     if let Some(batch) = self.slot().take_front(unsettled) {
                         self.shared.ledger.settle_all(
                             &batch,
                             &Outcome::Failed { reason, attempts: 0 },
-                            From::Flight,
+                            Stage::InFlight,
                         );
                     }
                 }
@@ -130,7 +121,7 @@ impl Worker {
             let Some(first) = self.next_event() else { return false };
             if let Err(batch) = self.slot().register(vec![first]) {
                 // The deadline passed between taking and registering: never sent.
-                self.shared.ledger.settle_all(&batch, &Outcome::Cancelled, From::Flight);
+                self.shared.ledger.settle_all(&batch, &Outcome::Cancelled, Stage::InFlight);
                 return true;
             }
         }
@@ -161,7 +152,7 @@ impl Worker {
     /// slot make up the batch; an event that did not fit stays behind them, for the next one.
     fn gather(&self) -> usize {
         let held = self.slot().len();
-        let Some(limits) = self.shared.config.batch.batch else { return held };
+        let Some(limits) = self.shared.options.encode.batch else { return held };
         let shared = &*self.shared;
         let slot = &shared.slots[self.index];
         let codec = &self.codec;
@@ -170,7 +161,7 @@ impl Worker {
         let mut bytes: usize = slot.with_batch(|b| b.iter().map(|e| codec.estimate(e.size)).sum());
         let linger_until = Instant::now().checked_add(limits.linger_value());
         let mut taken = Vec::new();
-        while !batch::is_full(&limits, count, bytes) {
+        while !encode::is_full(&limits, count, bytes) {
             let env = match rx.try_recv() {
                 Ok(env) => env,
                 Err(TryRecvError::Disconnected) => break,
@@ -190,12 +181,12 @@ impl Worker {
                     // Nap, then take what came. Waiting on the queue instead would wake this
                     // worker for every event and make every producer pay for waking it; one
                     // long sleep would leave a queue that fills meanwhile waiting for it.
-                    let _ = shared.shutdown_rx.recv_timeout(batch::nap(left, limits.linger_value()));
+                    let _ = shared.shutdown_rx.recv_timeout(encode::nap(left, limits.linger_value()));
                     continue;
                 }
             };
             let size = codec.estimate(env.size);
-            let joins = batch::joins(&limits, count, bytes, size);
+            let joins = encode::joins(&limits, count, bytes, size);
             taken.push(env);
             if !joins {
                 break; // It starts the next batch.
@@ -216,7 +207,7 @@ impl Worker {
         self.shared.ledger.counters.started(taken.len() as u64);
         if let Err(back) = self.slot().extend(std::mem::take(taken)) {
             // The deadline passed while gathering: never sent.
-            self.shared.ledger.settle_all(&back, &Outcome::Cancelled, From::Flight);
+            self.shared.ledger.settle_all(&back, &Outcome::Cancelled, Stage::InFlight);
         }
     }
 
@@ -261,7 +252,7 @@ impl Worker {
             match self.deliver_chunk(k) {
                 Sent::Settled => {}
                 Sent::Split => {
-                    let (first, second) = batch::halves(k);
+                    let (first, second) = encode::halves(k);
                     chunks.push(second);
                     chunks.push(first);
                 }
@@ -285,7 +276,7 @@ impl Worker {
         if !held {
             return Sent::Gone;
         }
-        if let Some(limits) = &self.shared.config.batch.batch {
+        if let Some(limits) = &self.shared.options.encode.batch {
             let max = limits.max_bytes_value();
             if self.body.len() > max {
                 if k > 1 {
@@ -300,10 +291,10 @@ impl Worker {
         }
         let zipped = self.codec.compress(&self.body, &mut self.zipped);
         let shared = Arc::clone(&self.shared);
-        let idempotency = shared.config.batch.idempotency.as_ref();
-        let key = idempotency.map(|_| batch::uuid_v4(self.rng.random()));
+        let idempotency = shared.options.encode.idempotency.as_ref();
+        let key = idempotency.map(|_| uuid_v4(self.rng.random()));
         let began = Instant::now();
-        let give_up_at = began.checked_add(self.shared.config.retry.max_elapsed_value());
+        let give_up_at = began.checked_add(self.shared.options.retry.max_elapsed_value());
         let mut attempts = 0u32;
         let mut last_failure = String::new();
         // The outcome, and whether it is a transient failure (spilled if a spill file is set).
@@ -358,7 +349,7 @@ impl Worker {
                 let reason = format!("{reason}; not retried: shutting down");
                 break (Outcome::Failed { reason, attempts }, true);
             }
-            let policy = &self.shared.config.retry;
+            let policy = &self.shared.options.retry;
             let unit = policy.jitter_unit(|| self.rng.random());
             match policy.next_wait(attempts, began.elapsed(), retry_after, unit) {
                 Some(wait) => self.sleep(wait),
@@ -378,9 +369,9 @@ impl Worker {
         match self.slot().take_front(k) {
             Some(batch) => {
                 if transient {
-                    self.shared.ledger.settle_all_or_spill(&batch, &outcome, From::Flight);
+                    self.shared.ledger.settle_all_or_spill(&batch, &outcome, Stage::InFlight);
                 } else {
-                    self.shared.ledger.settle_all(&batch, &outcome, From::Flight);
+                    self.shared.ledger.settle_all(&batch, &outcome, Stage::InFlight);
                 }
                 Sent::Settled
             }
@@ -388,7 +379,7 @@ impl Worker {
         }
     }
 
-    /// One request, classified.
+    /// One request, judged.
     fn attempt(
         &self,
         body: &[u8],
@@ -398,38 +389,9 @@ impl Worker {
         events: usize,
     ) -> Next {
         let transport = &self.shared.transport;
-        match transport.send_as(self.index, body, headers, time_left) {
-            Ok(answer) => {
-                let status = answer.status;
-                match classify_status(status) {
-                    Verdict::Delivered => Next::Settle(Outcome::Delivered { status, attempts }),
-                    Verdict::TooLarge if events > 1 => Next::Split,
-                    Verdict::Reject | Verdict::TooLarge => {
-                        Next::Settle(Outcome::Rejected { status, attempts, reason: answer.excerpt })
-                    }
-                    Verdict::Fail => Next::Settle(Outcome::Failed {
-                        reason: format!(
-                            "{} answered {status}: proxy authentication required",
-                            transport.endpoint()
-                        ),
-                        attempts,
-                    }),
-                    Verdict::Retry => {
-                        let cap = self.shared.config.retry.retry_after_cap_value();
-                        let retry_after = answer
-                            .retry_after
-                            .as_deref()
-                            .and_then(|v| parse_retry_after(v, SystemTime::now(), cap));
-                        Next::Retry {
-                            reason: format!("{} answered {status}", transport.endpoint()),
-                            retry_after,
-                        }
-                    }
-                }
-            }
-            Err(fault) if fault.transient => Next::Retry { reason: fault.reason, retry_after: None },
-            Err(fault) => Next::Settle(Outcome::Failed { reason: fault.reason, attempts }),
-        }
+        let result = transport.send_as(self.index, body, headers, time_left);
+        let cap = self.shared.options.retry.retry_after_cap_value();
+        judge(result, transport.endpoint(), attempts, events, cap)
     }
 
     /// Waits until the gate lets a request through: a shared pause, an open circuit, another
@@ -507,17 +469,7 @@ impl Worker {
     /// shutdown already did.
     fn give_up_at_deadline(&self) {
         if let Some((batch, wire)) = self.slot().take() {
-            crate::shared::settle_at_deadline(&self.shared.ledger, batch, wire);
+            settle_at_deadline(&self.shared.ledger, batch, wire);
         }
-    }
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        s.to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".to_string()
     }
 }

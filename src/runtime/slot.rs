@@ -1,112 +1,12 @@
-//! The state one running instance shares between its guard, clients and workers, and the
-//! per-worker slot that makes "who settles an in-flight batch" a single decision.
+//! [`Slot`]: a worker's in-flight events, the one place that decides who settles them.
 
 use std::mem;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 
-use crate::config::Config;
-use crate::gate::Gate;
-use crate::guard::Report;
-use crate::lifecycle::Backlog;
-use crate::outcome::{Envelope, Ledger, Outcome};
-use crate::queue::Queue;
-use crate::spill::Spill;
-use crate::stats::{From, Stats};
-use crate::transport::Transport;
-
-pub(crate) struct Shared {
-    pub(crate) config: Config,
-    pub(crate) queue: Queue,
-    pub(crate) ledger: Ledger,
-    pub(crate) gate: Gate,
-    pub(crate) transport: Transport,
-    /// Events replayed from spill files, taken before the queue.
-    pub(crate) backlog: Backlog,
-    /// One per worker.
-    pub(crate) slots: Vec<Slot>,
-    /// Never sent on; disconnected when shutdown begins, which wakes every wait on it.
-    pub(crate) shutdown_rx: Receiver<()>,
-    shutdown_tx: Mutex<Option<Sender<()>>>,
-    /// Set once, when shutdown begins: the instant by which everything must be settled.
-    deadline: OnceLock<Instant>,
-    /// Set when the deadline has passed: workers stop taking events.
-    cancel: AtomicBool,
-    pub(crate) lifecycle: Mutex<Lifecycle>,
-}
-
-/// What the shutdown path needs once: thread handles, the "all workers done" channel, and the
-/// report of the first shutdown (returned again by later calls).
-#[derive(Default)]
-pub(crate) struct Lifecycle {
-    pub(crate) handles: Vec<JoinHandle<()>>,
-    pub(crate) done_rx: Option<Receiver<()>>,
-    pub(crate) report: Option<Report>,
-}
-
-impl Shared {
-    pub(crate) fn new(config: Config, transport: Transport, spill: Option<Arc<Spill>>) -> Shared {
-        let (shutdown_tx, shutdown_rx) = crossbeam_channel::bounded(0);
-        let queue =
-            Queue::new(config.queue_capacity, config.queue_bytes, config.overflow, shutdown_rx.clone());
-        let ledger = Ledger::new(config.on_outcome.clone(), spill);
-        let gate = Gate::new(&config.life.breaker, &config.life.budget);
-        let slots = (0..config.workers).map(|_| Slot::default()).collect();
-        Shared {
-            config,
-            queue,
-            ledger,
-            gate,
-            transport,
-            backlog: Backlog::default(),
-            slots,
-            shutdown_rx,
-            shutdown_tx: Mutex::new(Some(shutdown_tx)),
-            deadline: OnceLock::new(),
-            cancel: AtomicBool::new(false),
-            lifecycle: Mutex::new(Lifecycle::default()),
-        }
-    }
-
-    /// Begins shutdown: records the deadline, closes intake, wakes every waiter. Idempotent;
-    /// returns the deadline in force (the first one set).
-    pub(crate) fn begin_shutdown(&self, deadline: Instant) -> Instant {
-        let deadline = *self.deadline.get_or_init(|| deadline);
-        self.queue.close();
-        self.shutdown_tx.lock().take();
-        deadline
-    }
-
-    pub(crate) fn deadline(&self) -> Option<Instant> {
-        self.deadline.get().copied()
-    }
-
-    /// During shutdown, the time left before the deadline (zero once passed).
-    pub(crate) fn time_left(&self, now: Instant) -> Option<Duration> {
-        self.deadline().map(|d| d.saturating_duration_since(now))
-    }
-
-    /// A snapshot of every counter, with the gate's state.
-    pub(crate) fn stats(&self) -> Stats {
-        let mut stats = self.ledger.counters.snapshot(self.queue.queued_bytes());
-        (stats.circuit, stats.circuit_opened, stats.retries_throttled) = self.gate.snapshot(Instant::now());
-        stats
-    }
-
-    pub(crate) fn set_cancelled(&self) {
-        self.cancel.store(true, Ordering::Release);
-    }
-
-    /// True once shutdown's deadline has passed (by the clock or by the shutdown path).
-    pub(crate) fn is_cancelled(&self) -> bool {
-        self.cancel.load(Ordering::Acquire) || self.time_left(Instant::now()) == Some(Duration::ZERO)
-    }
-}
+use crate::state::ledger::Ledger;
+use crate::state::outcome::{Envelope, Outcome};
+use crate::state::stats::Stage;
 
 /// A worker's in-flight events. The worker registers what it takes before sending and takes
 /// events back to settle them; the shutdown path closes the slot at the deadline and settles
@@ -214,14 +114,15 @@ impl Slot {
 /// (`Abandoned`: they may have arrived), the rest were never sent (`Cancelled`).
 pub(crate) fn settle_at_deadline(ledger: &Ledger, mut batch: Vec<Envelope>, wire: usize) {
     let unsent = batch.split_off(wire.min(batch.len()));
-    ledger.settle_all(&batch, &Outcome::Abandoned, From::Flight);
-    ledger.settle_all(&unsent, &Outcome::Cancelled, From::Flight);
+    ledger.settle_all(&batch, &Outcome::Abandoned, Stage::InFlight);
+    ledger.settle_all(&unsent, &Outcome::Cancelled, Stage::InFlight);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::event::Event;
+    use crate::state::outcome::Envelope;
 
     fn envs(n: usize) -> Vec<Envelope> {
         (0..n)

@@ -1,23 +1,33 @@
-//! Network options on the [`Builder`]: proxies, trusted roots, client certificates (mTLS), and
-//! the [`Dangerous`] door. Owns [`NetOptions`], the one field these add to `Config`.
+//! Network options of [`Builder`]: timeouts, proxies, trusted roots, client certificates
+//! (mTLS), and the [`Dangerous`] door.
 //!
 //! Setters only record; files are read, URLs parsed and the environment consulted in
 //! `start()` (see `transport`), so every problem is an error from `start()`.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use crate::builder::Builder;
+use super::Builder;
 use crate::transport::proxy::{into_choice, IntoProxy, ProxyChoice};
-use crate::transport::tls::{PemSource, TlsOptions};
-
-/// Proxy and TLS options (one field of `Config`).
-#[derive(Clone, Debug, Default)]
-pub(crate) struct NetOptions {
-    pub(crate) proxy: ProxyChoice,
-    pub(crate) tls: TlsOptions,
-}
+use crate::transport::tls::PemSource;
 
 impl Builder {
+    /// The time allowed to establish a connection (TCP, proxy and TLS handshakes).
+    /// Defaults to 5 s.
+    pub fn connect_timeout(mut self, d: Duration) -> Builder {
+        self.config.transport.connect_timeout = d;
+        self
+    }
+
+    /// The time a request may go without progress after connecting: every read and write
+    /// must complete within it, and each phase as a whole (sending the request, waiting for
+    /// the response headers, reading the response body) within it plus 1 s. During shutdown
+    /// each is clamped to the time left. Defaults to 15 s.
+    pub fn request_timeout(mut self, d: Duration) -> Builder {
+        self.config.transport.request_timeout = d;
+        self
+    }
+
     /// Sends through this proxy: a URL (`http://`, `https://`, `socks5://`, `socks5h://`,
     /// with optional percent-encoded `user:password@`) or a parsed [`Proxy`](crate::Proxy).
     /// The proxy environment variables are then not read, `NO_PROXY` included. An invalid URL
@@ -41,14 +51,14 @@ impl Builder {
     /// # Ok::<(), posthaste::Error>(())
     /// ```
     pub fn proxy(mut self, proxy: impl IntoProxy) -> Builder {
-        self.config.net.proxy = into_choice(proxy);
+        self.config.transport.proxy = into_choice(proxy);
         self
     }
 
     /// Connects directly: no proxy, whatever the environment says. Defaults to reading the
     /// proxy environment variables.
     pub fn no_proxy(mut self) -> Builder {
-        self.config.net.proxy = ProxyChoice::Off;
+        self.config.transport.proxy = ProxyChoice::Off;
         self
     }
 
@@ -65,14 +75,14 @@ impl Builder {
     /// # Ok::<(), posthaste::Error>(())
     /// ```
     pub fn add_root_certs_pem_file(mut self, path: impl Into<PathBuf>) -> Builder {
-        self.config.net.tls.custom_roots.push(PemSource::File(path.into()));
+        self.config.transport.tls.custom_roots.push(PemSource::File(path.into()));
         self
     }
 
     /// Like [`add_root_certs_pem_file`](Builder::add_root_certs_pem_file), from PEM bytes
     /// (errors name `<PEM bytes>`). Defaults to no extra roots.
     pub fn add_root_certs_pem(mut self, pem: impl Into<Vec<u8>>) -> Builder {
-        self.config.net.tls.custom_roots.push(PemSource::Bytes(pem.into()));
+        self.config.transport.tls.custom_roots.push(PemSource::Bytes(pem.into()));
         self
     }
 
@@ -80,7 +90,7 @@ impl Builder {
     /// neither the bundled Mozilla roots nor the OS store. `start()` fails if none were added.
     /// Defaults to off (the union of bundled, OS and added roots).
     pub fn only_custom_roots(mut self) -> Builder {
-        self.config.net.tls.only_custom_roots = true;
+        self.config.transport.tls.only_custom_roots = true;
         self
     }
 
@@ -103,7 +113,7 @@ impl Builder {
         cert_chain: impl Into<PathBuf>,
         key: impl Into<PathBuf>,
     ) -> Builder {
-        self.config.net.tls.client_cert =
+        self.config.transport.tls.client_cert =
             Some((PemSource::File(cert_chain.into()), PemSource::File(key.into())));
         self
     }
@@ -111,7 +121,7 @@ impl Builder {
     /// Like [`client_cert_pem_files`](Builder::client_cert_pem_files), from PEM bytes.
     /// Defaults to none.
     pub fn client_cert_pem(mut self, cert_chain: impl Into<Vec<u8>>, key: impl Into<Vec<u8>>) -> Builder {
-        self.config.net.tls.client_cert =
+        self.config.transport.tls.client_cert =
             Some((PemSource::Bytes(cert_chain.into()), PemSource::Bytes(key.into())));
         self
     }
@@ -147,7 +157,7 @@ impl Dangerous {
     /// # Ok::<(), posthaste::Error>(())
     /// ```
     pub fn accept_invalid_certs(mut self) -> Builder {
-        self.builder.config.net.tls.accept_invalid_certs = true;
+        self.builder.config.transport.tls.accept_invalid_certs = true;
         self.builder
     }
 }

@@ -1,6 +1,6 @@
-//! The bounded queue: the only user of crossbeam-channel.
+//! The bounded queue, and the backlog of events replayed from spill files.
 //!
-//! Owns the channel, the byte budget and the overflow policy. Both bounds hold at once: a
+//! Owns the event channel, the byte budget and the overflow policy. Both bounds hold at once: a
 //! crossbeam bounded channel caps the event count, an atomic counter caps the bytes. The
 //! default path (`DropNewest`) takes no lock and allocates nothing.
 //!
@@ -10,19 +10,21 @@
 //! raced with shutdown is either seen by that sweep or swept by the producer itself
 //! (`Cancelled`): never stranded.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Select, Sender, TrySendError};
 use parking_lot::{Condvar, Mutex};
 
-use crate::outcome::{Envelope, Ledger, Outcome};
-use crate::stats::From;
+use crate::state::ledger::Ledger;
+use crate::state::outcome::{Envelope, Outcome};
+use crate::state::stats::Stage;
 
 /// What `send` does when the queue is full (by count or by bytes).
 ///
 /// Whatever the policy, every event it drops is counted in [`Stats::dropped`](crate::Stats)
-/// and settles as [`Outcome::Dropped`](crate::Outcome::Dropped). An event larger than the
+/// and settles as [`Outcome::Dropped`]. An event larger than the
 /// whole byte budget can never fit and is dropped at once under every policy.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -129,7 +131,7 @@ impl Queue {
 
     fn drop_new(&self, env: Envelope, ledger: &Ledger) -> PushError {
         ledger.counters.submitted();
-        ledger.settle(&env, &Outcome::Dropped, From::Queue);
+        ledger.settle(&env, &Outcome::Dropped, Stage::Queued);
         PushError::Full(env)
     }
 
@@ -142,7 +144,7 @@ impl Queue {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(env)) | Err(TrySendError::Disconnected(env)) => {
                 self.release(env.size);
-                ledger.settle(&env, &Outcome::Dropped, From::Queue);
+                ledger.settle(&env, &Outcome::Dropped, Stage::Queued);
                 Err(PushError::Full(env))
             }
         }
@@ -177,7 +179,7 @@ impl Queue {
         match self.rx.try_recv() {
             Ok(old) => {
                 self.release(old.size);
-                ledger.settle(&old, &Outcome::Dropped, From::Queue);
+                ledger.settle(&old, &Outcome::Dropped, Stage::Queued);
                 true
             }
             Err(_) => false,
@@ -214,7 +216,7 @@ impl Queue {
                 Err(e) => {
                     let env = e.into_inner();
                     self.release(env.size);
-                    ledger.settle(&env, &Outcome::Dropped, From::Queue);
+                    ledger.settle(&env, &Outcome::Dropped, Stage::Queued);
                     Err(PushError::Full(env))
                 }
             }
@@ -296,6 +298,41 @@ impl Queue {
             self.release(env.size);
             rest.push(env);
         }
-        ledger.settle_all(&rest, &Outcome::Cancelled, From::Queue);
+        ledger.settle_all(&rest, &Outcome::Cancelled, Stage::Queued);
+    }
+}
+
+/// Events replayed from spill files, taken by workers before the queue. Filled once before the
+/// workers start; never grows after.
+#[derive(Default)]
+pub(crate) struct Backlog {
+    items: Mutex<VecDeque<Envelope>>,
+    /// Lets workers skip the lock once the backlog is empty.
+    left: AtomicUsize,
+}
+
+impl Backlog {
+    pub(crate) fn fill(&self, items: VecDeque<Envelope>) {
+        self.left.store(items.len(), Ordering::Release);
+        *self.items.lock() = items;
+    }
+
+    /// The next replayed event, if any.
+    pub(crate) fn pop(&self) -> Option<Envelope> {
+        if self.left.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let env = self.items.lock().pop_front();
+        if env.is_some() {
+            self.left.fetch_sub(1, Ordering::AcqRel);
+        }
+        env
+    }
+
+    /// At the shutdown deadline: what was never taken is cancelled (spilled again).
+    pub(crate) fn sweep(&self, ledger: &Ledger) {
+        let rest: Vec<Envelope> = self.items.lock().drain(..).collect();
+        self.left.store(0, Ordering::Release);
+        ledger.settle_all(&rest, &Outcome::Cancelled, Stage::Queued);
     }
 }

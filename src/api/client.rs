@@ -5,11 +5,11 @@ use std::time::{Duration, Instant};
 
 use crate::error::SendError;
 use crate::event::Event;
-use crate::lifecycle::{self, AfterShutdown};
-use crate::outcome::{Envelope, Receipt};
-use crate::queue::PushError;
-use crate::shared::Shared;
-use crate::stats::Stats;
+use crate::runtime::{send_now, AfterShutdown, Shared};
+use crate::state::outcome::{Envelope, Receipt, ReceiptSlot};
+use crate::state::queue::PushError;
+use crate::state::stats::Stats;
+use crate::transport::probe::Diagnosis;
 
 /// Stands in for "no deadline" where an `Instant` must be computed: a year.
 const FOREVER: Duration = Duration::from_secs(365 * 86_400);
@@ -37,7 +37,7 @@ impl Client {
     /// # Errors
     /// [`SendError::Full`] if the overflow policy dropped it (counted in `dropped`),
     /// [`SendError::Closed`] after shutdown began (not counted; unless
-    /// [`AfterShutdown::SendSync`](crate::AfterShutdown::SendSync) is configured, which sends
+    /// [`AfterShutdown::SendSync`] is configured, which sends
     /// it on this thread instead). Both hand the event back.
     ///
     /// ```
@@ -96,7 +96,7 @@ impl Client {
     }
 
     /// Runs one `HEAD` request through the configured path (proxy, tunnel, TLS) on this
-    /// thread and returns a step-by-step [`Diagnosis`](crate::Diagnosis): which route was
+    /// thread and returns a step-by-step [`Diagnosis`]: which route was
     /// chosen and why, DNS, TCP, the proxy's answer to `CONNECT`, the endpoint's certificate
     /// and the root that verified it, and the HTTP status. Use it to debug a corporate setup
     /// in one call. Independent of the queue: it works during and after shutdown too.
@@ -113,7 +113,7 @@ impl Client {
     /// }
     /// # Ok::<(), posthaste::Error>(())
     /// ```
-    pub fn probe(&self) -> crate::Diagnosis {
+    pub fn probe(&self) -> Diagnosis {
         crate::transport::probe::run(&self.shared.transport)
     }
 
@@ -122,14 +122,14 @@ impl Client {
         self.shared.queue.is_closed()
     }
 
-    fn push(&self, event: Event, receipt: Option<Arc<crate::outcome::ReceiptSlot>>) -> Result<(), SendError> {
+    fn push(&self, event: Event, receipt: Option<Arc<ReceiptSlot>>) -> Result<(), SendError> {
         let size = event.approx_bytes();
         match self.shared.queue.push(Envelope { event, size, receipt }, &self.shared.ledger) {
             Ok(()) => Ok(()),
             Err(PushError::Full(env)) => Err(SendError::Full(env.event)),
-            Err(PushError::Closed(env)) => match self.shared.config.life.after_shutdown {
+            Err(PushError::Closed(env)) => match self.shared.options.after_shutdown {
                 AfterShutdown::SendSync(timeout) => {
-                    lifecycle::send_now(&self.shared, env, timeout);
+                    send_now(&self.shared, env, timeout);
                     Ok(())
                 }
                 _ => Err(SendError::Closed(env.event)),

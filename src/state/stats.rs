@@ -7,7 +7,7 @@
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use crate::gate::Circuit;
+use crate::policy::gate::Circuit;
 
 /// A snapshot of posthaste's counters.
 ///
@@ -88,12 +88,12 @@ pub(crate) enum Kind {
 }
 const KINDS: usize = 7;
 
-/// Where an event was when it was settled: still in the queue (or refused at intake), or
-/// already taken by a worker.
+/// Where an event was when it was settled: still queued (or refused at intake), or already
+/// taken by a worker (in flight).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum From {
-    Queue = 0,
-    Flight = 1,
+pub(crate) enum Stage {
+    Queued = 0,
+    InFlight = 1,
 }
 
 #[repr(align(128))]
@@ -153,8 +153,8 @@ impl Counters {
         self.started.fetch_add(n, Ordering::Release);
     }
 
-    pub(crate) fn settled(&self, kind: Kind, from: From, n: u64) {
-        self.settled[from as usize][kind as usize].fetch_add(n, Ordering::Release);
+    pub(crate) fn settled(&self, kind: Kind, stage: Stage, n: u64) {
+        self.settled[stage as usize][kind as usize].fetch_add(n, Ordering::Release);
     }
 
     pub(crate) fn request(&self, retry: bool, body_bytes: usize) {
@@ -180,7 +180,7 @@ impl Counters {
     }
 
     /// A consistent snapshot; `queued_bytes` comes from the queue. The circuit fields are
-    /// filled in by `Shared::stats`.
+    /// filled in by the runtime from the endpoint gate.
     pub(crate) fn snapshot(&self, queued_bytes: u64) -> Stats {
         let mut by = [[0u64; KINDS]; 2];
         for (from, row) in self.settled.iter().enumerate() {
@@ -229,11 +229,11 @@ mod tests {
         for _ in 0..10 {
             c.submitted();
         }
-        c.settled(Kind::Dropped, From::Queue, 2);
+        c.settled(Kind::Dropped, Stage::Queued, 2);
         c.started(5);
-        c.settled(Kind::Delivered, From::Flight, 3);
-        c.settled(Kind::Cancelled, From::Flight, 1);
-        c.settled(Kind::Spilled, From::Queue, 1);
+        c.settled(Kind::Delivered, Stage::InFlight, 3);
+        c.settled(Kind::Cancelled, Stage::InFlight, 1);
+        c.settled(Kind::Spilled, Stage::Queued, 1);
         let s = c.snapshot(0);
         assert_eq!((s.submitted, s.queued, s.in_flight), (10, 2, 1));
         assert_eq!((s.delivered, s.dropped, s.cancelled, s.spilled), (3, 2, 1, 1));

@@ -1,17 +1,31 @@
 //! [`Builder`]: one setter per option, each documented with its default; `start` validates
-//! everything and starts the workers.
+//! everything and starts the runtime.
+//!
+//! This file holds the endpoint, queue and shutdown options; the other groups each have a
+//! file: `network.rs` (proxies, trust, client certificates, timeouts, the dangerous door),
+//! `throughput.rs` (batching, encoding, gzip, idempotency, worker niceness), `resilience.rs`
+//! (retry policy, circuit breaker, retry budget) and `durability.rs` (exit and panic hooks,
+//! sending after shutdown, spilling). Setters only record; `start` checks.
+
+mod durability;
+mod network;
+mod resilience;
+mod throughput;
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::Config;
-use crate::error::{redact_url, Error};
+pub use network::Dangerous;
+
+use crate::api::config::Config;
+use crate::api::guard::Guard;
+use crate::error::Error;
 use crate::event::Event;
-use crate::guard::Guard;
-use crate::outcome::Outcome;
-use crate::queue::Overflow;
-use crate::retry::Retry;
+use crate::runtime;
+use crate::state::outcome::Outcome;
+use crate::state::queue::Overflow;
+use crate::util::{base64, redact_url};
 
 /// Starts configuring posthaste for one endpoint. See [`Builder`].
 ///
@@ -39,7 +53,7 @@ impl Builder {
     /// control characters are refused. Values never appear in `Debug` output or errors.
     /// Defaults to no extra headers.
     pub fn header(mut self, name: impl AsRef<str>, value: impl Into<String>) -> Builder {
-        self.config.set_header(name.as_ref(), value.into());
+        self.config.transport.set_header(name.as_ref(), value.into());
         self
     }
 
@@ -58,26 +72,26 @@ impl Builder {
 
     /// The HTTP method, e.g. `"PUT"`. Defaults to `"POST"`.
     pub fn method(mut self, method: impl Into<String>) -> Builder {
-        self.config.method = method.into();
+        self.config.transport.method = method.into();
         self
     }
 
     /// The request `Content-Type`. Defaults to `"application/json"`.
     pub fn content_type(mut self, content_type: impl Into<String>) -> Builder {
-        self.config.content_type = content_type.into();
+        self.config.transport.content_type = content_type.into();
         self
     }
 
     /// The number of worker threads (1–256), each with its own keep-alive connection.
     /// Defaults to 2.
     pub fn workers(mut self, n: usize) -> Builder {
-        self.config.workers = n;
+        self.config.runtime.workers = n;
         self
     }
 
     /// The most events the queue holds (1–16,777,216). Defaults to 10,000.
     pub fn queue_capacity(mut self, n: usize) -> Builder {
-        self.config.queue_capacity = n;
+        self.config.runtime.queue_capacity = n;
         self
     }
 
@@ -86,36 +100,13 @@ impl Builder {
     /// and key lengths plus punctuation, 8 bytes per number), made without serializing.
     /// Defaults to 16 MiB.
     pub fn queue_bytes(mut self, bytes: usize) -> Builder {
-        self.config.queue_bytes = bytes;
+        self.config.runtime.queue_bytes = bytes;
         self
     }
 
     /// What `send` does when the queue is full. Defaults to [`Overflow::DropNewest`].
     pub fn overflow(mut self, policy: Overflow) -> Builder {
-        self.config.overflow = policy;
-        self
-    }
-
-    /// The retry policy. Defaults to [`Retry::new()`]: 10 attempts, 500 ms initial backoff
-    /// doubling up to 30 s, 120 s in all.
-    pub fn retry(mut self, policy: Retry) -> Builder {
-        self.config.retry = policy;
-        self
-    }
-
-    /// The time allowed to establish a connection (TCP, proxy and TLS handshakes).
-    /// Defaults to 5 s.
-    pub fn connect_timeout(mut self, d: Duration) -> Builder {
-        self.config.connect_timeout = d;
-        self
-    }
-
-    /// The time a request may go without progress after connecting: every read and write
-    /// must complete within it, and each phase as a whole (sending the request, waiting for
-    /// the response headers, reading the response body) within it plus 1 s. During shutdown
-    /// each is clamped to the time left. Defaults to 15 s.
-    pub fn request_timeout(mut self, d: Duration) -> Builder {
-        self.config.request_timeout = d;
+        self.config.runtime.overflow = policy;
         self
     }
 
@@ -124,7 +115,7 @@ impl Builder {
     /// queued is `Cancelled` and what is on the wire `Abandoned`. Zero cancels at once.
     /// At most 10 minutes. Defaults to 3 s.
     pub fn shutdown_timeout(mut self, d: Duration) -> Builder {
-        self.config.shutdown_timeout = d;
+        self.config.runtime.shutdown_timeout = d;
         self
     }
 
@@ -136,7 +127,7 @@ impl Builder {
     where
         F: Fn(&Event, &Outcome) + Send + Sync + 'static,
     {
-        self.config.on_outcome = Some(Arc::new(f));
+        self.config.runtime.on_outcome = Some(Arc::new(f));
         self
     }
 
@@ -145,72 +136,46 @@ impl Builder {
     /// # Errors
     /// An [`Error`] naming the first invalid option, or [`Error::Spawn`] if the operating
     /// system refuses a thread.
-    pub fn start(mut self) -> Result<Guard, Error> {
-        self.config.content_type = self.config.batch.content_type(&self.config.content_type);
-        self.config.validate()?;
-        Guard::start(self.config)
+    pub fn start(self) -> Result<Guard, Error> {
+        let config = self.config.finish();
+        config.validate()?;
+        let shared = runtime::start(config.runtime, config.transport)?;
+        Ok(Guard::new(shared))
     }
 }
 
 impl fmt::Debug for Builder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let c = &self.config;
-        let names: Vec<&str> = c.headers.iter().map(|h| h.name.as_str()).collect();
+        let (t, r) = (&self.config.transport, &self.config.runtime);
+        let names: Vec<&str> = t.headers.iter().map(|h| h.name.as_str()).collect();
         f.debug_struct("Builder")
-            .field("url", &redact_url(&c.url))
-            .field("method", &c.method)
+            .field("url", &redact_url(&t.url))
+            .field("method", &t.method)
             .field("headers", &names)
-            .field("workers", &c.workers)
-            .field("queue_capacity", &c.queue_capacity)
-            .field("queue_bytes", &c.queue_bytes)
-            .field("overflow", &c.overflow)
-            .field("retry", &c.retry)
-            .field("connect_timeout", &c.connect_timeout)
-            .field("request_timeout", &c.request_timeout)
-            .field("shutdown_timeout", &c.shutdown_timeout)
-            .field("life", &c.life)
-            .field("net", &c.net)
-            .field("batch", &c.batch)
+            .field("workers", &r.workers)
+            .field("queue_capacity", &r.queue_capacity)
+            .field("queue_bytes", &r.queue_bytes)
+            .field("overflow", &r.overflow)
+            .field("retry", &r.retry)
+            .field("connect_timeout", &t.connect_timeout)
+            .field("request_timeout", &t.request_timeout)
+            .field("shutdown_timeout", &r.shutdown_timeout)
+            .field("proxy", &t.proxy)
+            .field("tls", &t.tls)
+            .field("encode", &r.encode)
+            .field("breaker", &r.breaker)
+            .field("budget", &r.budget)
+            .field("exit_hook", &r.exit_hook)
+            .field("panic_hook", &r.panic_hook)
+            .field("after_shutdown", &r.after_shutdown)
+            .field("spill_dir", &r.spill_dir)
             .finish_non_exhaustive()
     }
-}
-
-/// Standard base64 with padding (RFC 4648), for basic auth.
-pub(crate) fn base64(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_rfc4648_vectors() {
-        for (raw, enc) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(raw.as_bytes()), enc);
-        }
-    }
 
     #[test]
     fn debug_hides_secrets() {

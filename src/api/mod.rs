@@ -1,0 +1,12 @@
+//! The public face: [`builder()`] and [`Builder`], the [`Config`](config::Config) it fills (every
+//! default, validation), the [`Guard`] and the [`Client`]. Everything below is reached through
+//! here; nothing below imports this layer.
+
+mod builder;
+mod client;
+mod config;
+mod guard;
+
+pub use builder::{builder, Builder, Dangerous};
+pub use client::Client;
+pub use guard::Guard;
