@@ -4,7 +4,8 @@
 //! The pause is one lock-free atomic instant. The breaker and the budget change on every request
 //! result, so they sit behind one small lock taken once per request (requests cost tens of
 //! microseconds at least; the lock is uncontended nanoseconds). Their rules are pure functions
-//! of an injected `now`, unit-tested below without threads or sockets. Workers wait on the
+//! of an injected `now` (and, for probe intervals, an injected jitter value), unit-tested below
+//! without threads or sockets. Workers wait on the
 //! gate's `changed` channel, which is disconnected (and replaced) at every breaker transition,
 //! so a successful probe wakes every waiting worker at once.
 //!
@@ -15,41 +16,68 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 
 use crate::error::Error;
 
-/// The circuit breaker policy: after `failures` consecutive failed requests the endpoint gate
-/// opens for `cooldown`; then one request (the probe) is let through. If it succeeds the
-/// circuit closes, if it fails the circuit opens for another `cooldown`.
+/// The circuit breaker policy: it tells a dead (or badly failing) endpoint from a flaky one.
+///
+/// The breaker counts requests and failures over a sliding `window` (10 s, in ten buckets). It
+/// **opens** when at least `min_requests` (20) requests — over the whole window or its most
+/// recent part — show a failure rate above `failure_rate` (50 %) beyond chance (the rate's
+/// 99.9 % lower confidence bound, by the Wilson score, reaches it), or when every one of at
+/// least `failures` (5) requests in the window failed (a dead endpoint with little traffic).
+/// An endpoint that fails 30 % of requests at random does not open it: its events are retried
+/// on their own schedule. An outage after a healthy stretch opens it within a second or two.
+///
+/// While open, no request starts; queued events and waiting retries stay where they are (the
+/// overflow policy applies to the queue). One **probe** request goes out after `cooldown`
+/// (1 s), with jitter: a random time between half and all of the interval, so that processes
+/// that failed together do not come back together. Each failed probe doubles the interval, up
+/// to `max_cooldown` (10 s): a process sends about one request every 5–10 s to a dead
+/// endpoint. The first successful probe closes the circuit and everything flows again.
 ///
 /// A failed request is one that is retried: a connection error, a timeout, or a 408, 425,
 /// 429, 500, 502, 503 or 504 answer. Any other answer (2xx, and permanent refusals such as
-/// 400) proves the endpoint is up and resets the count. While the circuit is open, workers
-/// make no requests and leave events in the queue, where the overflow policy applies;
-/// [`Stats::circuit`](crate::Stats::circuit) shows the state.
+/// 400) proves the endpoint is up. [`Stats::circuit`](crate::Stats::circuit) shows the state.
 ///
 /// ```
 /// use std::time::Duration;
-/// let breaker = posthaste::CircuitBreaker::new().failures(10).cooldown(Duration::from_secs(5));
+/// let breaker = posthaste::CircuitBreaker::new().failure_rate(0.8).max_cooldown(Duration::from_secs(30));
 /// let guard = posthaste::builder("http://127.0.0.1:9/").circuit_breaker(breaker).start()?;
 /// # drop(guard);
 /// # Ok::<(), posthaste::Error>(())
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct CircuitBreaker {
     enabled: bool,
     failures: u32,
+    failure_rate: f64,
+    min_requests: u32,
+    window: Duration,
     cooldown: Duration,
+    max_cooldown: Duration,
 }
 
 impl Default for CircuitBreaker {
     fn default() -> CircuitBreaker {
-        CircuitBreaker { enabled: true, failures: 5, cooldown: Duration::from_secs(30) }
+        CircuitBreaker {
+            enabled: true,
+            failures: 5,
+            failure_rate: 0.5,
+            min_requests: 20,
+            window: Duration::from_secs(10),
+            cooldown: Duration::from_secs(1),
+            max_cooldown: Duration::from_secs(10),
+        }
     }
 }
 
 impl CircuitBreaker {
-    /// The default breaker: opens after 5 consecutive failures, for 30 s.
+    /// The default breaker: opens at a failure rate shown above 50 % over at least 20
+    /// requests within 10 s, or when 5 or more requests within 10 s all failed; probes after
+    /// 1 s, then 2, 4, 8, 10 s (each with jitter) while probes fail.
     pub fn new() -> CircuitBreaker {
         CircuitBreaker::default()
     }
@@ -59,37 +87,82 @@ impl CircuitBreaker {
         CircuitBreaker { enabled: false, ..CircuitBreaker::default() }
     }
 
-    /// Consecutive failed requests (across all workers) that open the circuit (1–1,000,000).
-    /// Defaults to 5.
+    /// Opens the circuit when at least this many requests in the window all failed, whatever
+    /// `min_requests` says (1–1,000,000). Defaults to 5.
     pub fn failures(mut self, n: u32) -> CircuitBreaker {
         self.failures = n;
         self
     }
 
-    /// How long the circuit stays open before one probe is let through (1 ms – 1 day).
-    /// Defaults to 30 s.
+    /// The failure rate that opens the circuit once it is shown beyond chance over at least
+    /// `min_requests` requests (greater than 0.0, at most 1.0). Defaults to 0.5.
+    pub fn failure_rate(mut self, rate: f64) -> CircuitBreaker {
+        self.failure_rate = rate;
+        self
+    }
+
+    /// How many requests the window must hold before the failure rate counts (1–1,000,000).
+    /// Defaults to 20.
+    pub fn min_requests(mut self, n: u32) -> CircuitBreaker {
+        self.min_requests = n;
+        self
+    }
+
+    /// The sliding window the breaker counts over (10 ms – 1 hour). Defaults to 10 s.
+    pub fn window(mut self, d: Duration) -> CircuitBreaker {
+        self.window = d;
+        self
+    }
+
+    /// The interval before the first probe once the circuit opened (1 ms – 1 day); each failed
+    /// probe doubles it up to [`max_cooldown`](CircuitBreaker::max_cooldown). Each wait is a
+    /// random time between half and all of the interval. Defaults to 1 s.
     pub fn cooldown(mut self, d: Duration) -> CircuitBreaker {
         self.cooldown = d;
         self
     }
 
+    /// The longest interval between probes (at least `cooldown`, at most 1 day). Defaults to
+    /// 10 s.
+    pub fn max_cooldown(mut self, d: Duration) -> CircuitBreaker {
+        self.max_cooldown = d;
+        self
+    }
+
     pub(crate) fn validate(&self) -> Result<(), Error> {
+        let bad = |option, reason: String| Err(Error::InvalidOption { option, reason });
         if !(1..=1_000_000).contains(&self.failures) {
-            return Err(Error::InvalidOption {
-                option: "circuit_breaker.failures",
-                reason: format!(
-                    "{} is not within 1..=1000000 (use CircuitBreaker::disabled())",
-                    self.failures
-                ),
-            });
+            return bad(
+                "circuit_breaker.failures",
+                format!("{} is not within 1..=1000000 (use CircuitBreaker::disabled())", self.failures),
+            );
+        }
+        if !(1..=1_000_000).contains(&self.min_requests) {
+            return bad("circuit_breaker.min_requests", format!("{} is not within 1..=1000000", self.min_requests));
+        }
+        if !(self.failure_rate > 0.0 && self.failure_rate <= 1.0) {
+            return bad("circuit_breaker.failure_rate", format!("{} is not within (0.0, 1.0]", self.failure_rate));
+        }
+        if self.window < Duration::from_millis(10) || self.window > Duration::from_secs(3600) {
+            return bad("circuit_breaker.window", format!("{:?} is not within 10ms..=1h", self.window));
         }
         if self.cooldown < Duration::from_millis(1) || self.cooldown > Duration::from_secs(86_400) {
-            return Err(Error::InvalidOption {
-                option: "circuit_breaker.cooldown",
-                reason: format!("{:?} is not within 1ms..=1day", self.cooldown),
-            });
+            return bad("circuit_breaker.cooldown", format!("{:?} is not within 1ms..=1day", self.cooldown));
+        }
+        if self.max_cooldown < self.cooldown || self.max_cooldown > Duration::from_secs(86_400) {
+            return bad(
+                "circuit_breaker.max_cooldown",
+                format!("{:?} is not within cooldown ({:?})..=1day", self.max_cooldown, self.cooldown),
+            );
         }
         Ok(())
+    }
+
+    /// The wait before probe number `probe` (0 = the first after opening), for a jitter value
+    /// `unit` in `[0, 1)`: between half and all of `cooldown × 2^probe`, capped.
+    fn probe_wait(&self, probe: u32, unit: f64) -> Duration {
+        let interval = self.cooldown.saturating_mul(1u32 << probe.min(20)).min(self.max_cooldown);
+        interval.mul_f64(0.5 + 0.5 * unit.clamp(0.0, 1.0))
     }
 }
 
@@ -98,11 +171,20 @@ impl CircuitBreaker {
 /// endpoint with retries.
 ///
 /// In any 10-second window, retries ≤ `ratio` × first attempts + 10 × `min_per_second`.
-/// A retry over budget is not dropped at once: it waits (up to the retry policy's
-/// `max_elapsed`) until the budget allows it, which slows retries down to what the budget
-/// permits; if the budget can't allow it in time the event fails (and is spilled, with a spill
-/// directory). [`Stats::retries_throttled`](crate::Stats::retries_throttled) counts the retries
-/// held back.
+/// A retry over budget is not dropped at once: it waits on the retry schedule (holding no
+/// worker) until the budget allows it or the retry policy's `max_elapsed` runs out; then the
+/// event fails (and is spilled, with a spill directory).
+/// [`Stats::retries_throttled`](crate::Stats::retries_throttled) counts the retries held back.
+///
+/// **Why 50 % + 10/s.** Finagle's default budget is 20 % of requests plus 10 retries a second;
+/// gRPC's retry throttling (a token bucket, each failure costing a token and each success
+/// earning 0.1) stops retrying once about one request in ten fails. Both assume a caller that
+/// can give up on a request or try another replica. posthaste's events must not be lost, and
+/// a dead or badly failing endpoint is the circuit breaker's job (it opens at a 50 % failure
+/// rate). The budget covers what lies between: an endpoint that randomly fails 30 % of
+/// requests needs about 0.3 / 0.7 ≈ 43 % retries per first attempt, which 50 % allows, so
+/// every event still arrives; a fleet of clients can add at most half again to the load of a
+/// struggling endpoint before the breakers step in.
 ///
 /// ```
 /// let budget = posthaste::RetryBudget::new().ratio(0.2).min_per_second(5);
@@ -119,12 +201,12 @@ pub struct RetryBudget {
 
 impl Default for RetryBudget {
     fn default() -> RetryBudget {
-        RetryBudget { enabled: true, ratio: 0.1, min_per_second: 10 }
+        RetryBudget { enabled: true, ratio: 0.5, min_per_second: 10 }
     }
 }
 
 impl RetryBudget {
-    /// The default budget: 10 % of first attempts plus 10 retries per second.
+    /// The default budget: 50 % of first attempts plus 10 retries per second.
     pub fn new() -> RetryBudget {
         RetryBudget::default()
     }
@@ -134,7 +216,7 @@ impl RetryBudget {
         RetryBudget { enabled: false, ..RetryBudget::default() }
     }
 
-    /// Retries allowed per first attempt (0.0–100.0). Defaults to 0.1 (10 %).
+    /// Retries allowed per first attempt (0.0–100.0). Defaults to 0.5 (50 %).
     pub fn ratio(mut self, ratio: f64) -> RetryBudget {
         self.ratio = ratio;
         self
@@ -199,10 +281,11 @@ pub(crate) struct Gate {
     breaker_policy: CircuitBreaker,
     budget_policy: RetryBudget,
     state: Mutex<State>,
-    /// Mirrors of the breaker state for lock-free snapshots: the `Circuit` as a byte, and
-    /// (while open) nanoseconds after `epoch` when the cool-down ends.
+    /// Mirrors of the breaker state for lock-free reads: the `Circuit` as a byte, and
+    /// nanoseconds after `epoch` until which no new work should start (the open circuit's next
+    /// probe, or the lease of a probe that is out); 0 = not blocked.
     circuit: AtomicU8,
-    open_until: AtomicU64,
+    blocked_until: AtomicU64,
     opened: AtomicU64,
     throttled: AtomicU64,
     /// Disconnected and replaced at every breaker transition: wakes workers waiting on it.
@@ -212,18 +295,25 @@ pub(crate) struct Gate {
 struct State {
     breaker: Breaker,
     budget: Budget,
+    /// Jitter for probe intervals.
+    rng: SmallRng,
 }
 
 impl Gate {
     pub(crate) fn new(breaker: &CircuitBreaker, budget: &RetryBudget) -> Gate {
+        Gate::with_rng(breaker, budget, SmallRng::from_os_rng())
+    }
+
+    /// A gate whose probe jitter comes from `rng` (tests seed it).
+    pub(crate) fn with_rng(breaker: &CircuitBreaker, budget: &RetryBudget, rng: SmallRng) -> Gate {
         Gate {
             epoch: Instant::now(),
             paused_until: AtomicU64::new(0),
             breaker_policy: breaker.clone(),
             budget_policy: budget.clone(),
-            state: Mutex::new(State { breaker: Breaker::default(), budget: Budget::default() }),
+            state: Mutex::new(State { breaker: Breaker::default(), budget: Budget::default(), rng }),
             circuit: AtomicU8::new(Circuit::Closed as u8),
-            open_until: AtomicU64::new(0),
+            blocked_until: AtomicU64::new(0),
             opened: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
             changed: Mutex::new(crossbeam_channel::bounded(0)),
@@ -251,17 +341,14 @@ impl Gate {
     }
 
     /// When a worker with nothing in hand should take its next event: `None` now, else the
-    /// end of the pause or of the open circuit's cool-down. Changes nothing.
+    /// end of the pause, of the open circuit's wait for its next probe, or of the lease of a
+    /// probe that is out (its result wakes waiters earlier, through [`Gate::subscribe`]).
+    /// Changes nothing.
     pub(crate) fn blocked_until(&self, now: Instant) -> Option<Instant> {
         let paused = self.paused_until(now);
-        let open = match self.circuit.load(Ordering::Acquire) {
-            c if c == Circuit::Open as u8 => {
-                let until = self.open_until.load(Ordering::Acquire);
-                (until > self.nanos(now)).then(|| self.instant(until))
-            }
-            _ => None,
-        };
-        paused.max(open)
+        let until = self.blocked_until.load(Ordering::Acquire);
+        let blocked = (until > self.nanos(now)).then(|| self.instant(until));
+        paused.max(blocked)
     }
 
     /// A receiver that is disconnected at the next breaker transition. Take it *before*
@@ -298,6 +385,7 @@ impl Gate {
                 if probe {
                     st.breaker.release_probe();
                 }
+                self.publish(&st.breaker, before);
                 let next = st.budget.next_chance(secs, &self.budget_policy);
                 return Admit::NoBudget(next.map(|s| self.epoch + Duration::from_secs(s)));
             }
@@ -314,7 +402,8 @@ impl Gate {
         }
         let mut st = self.state.lock();
         let before = st.breaker.circuit();
-        if st.breaker.record(now, ok, &self.breaker_policy) {
+        let unit = st.rng.random::<f64>();
+        if st.breaker.record(now, ok, &self.breaker_policy, unit) {
             self.opened.fetch_add(1, Ordering::Relaxed);
         }
         self.publish(&st.breaker, before);
@@ -324,13 +413,20 @@ impl Gate {
     /// state lock, so mirrors are written in transition order.
     fn publish(&self, breaker: &Breaker, before: Circuit) {
         let now = breaker.circuit();
-        if let BreakerState::Open { until } = breaker.state {
-            self.open_until.store(self.nanos(until), Ordering::Release);
-        }
+        let blocked = match breaker.state {
+            BreakerState::Open { until } => self.nanos(until).max(1),
+            BreakerState::HalfOpen { probe: Some(at) } => self.nanos(at + self.probe_lease()).max(1),
+            _ => 0,
+        };
+        self.blocked_until.store(blocked, Ordering::Release);
         self.circuit.store(now as u8, Ordering::Release);
         if now != before {
             self.notify();
         }
+    }
+
+    fn probe_lease(&self) -> Duration {
+        self.breaker_policy.max_cooldown
     }
 
     /// Counts a retry the budget held back (or refused).
@@ -342,8 +438,8 @@ impl Gate {
     pub(crate) fn snapshot(&self, now: Instant) -> (Circuit, u64, u64) {
         let circuit = match self.circuit.load(Ordering::Acquire) {
             c if c == Circuit::Open as u8 => {
-                // The cool-down may have ended without a request since: the next one probes.
-                if self.open_until.load(Ordering::Acquire) > self.nanos(now) {
+                // The wait may have ended without a request since: the next one probes.
+                if self.blocked_until.load(Ordering::Acquire) > self.nanos(now) {
                     Circuit::Open
                 } else {
                     Circuit::HalfOpen
@@ -356,30 +452,23 @@ impl Gate {
     }
 }
 
-/// The breaker's rules, pure.
+/// The breaker's rules, pure: the clock and the jitter are arguments.
 #[derive(Default)]
 struct Breaker {
     state: BreakerState,
+    window: Window,
+    /// Probes failed since the circuit opened (sets the next probe interval).
+    failed_probes: u32,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 enum BreakerState {
-    Closed {
-        failures: u32,
-    },
-    Open {
-        until: Instant,
-    },
+    #[default]
+    Closed,
+    /// No request until `until`, when one probe may go.
+    Open { until: Instant },
     /// `probe`: when the current probe was let through, if one is out.
-    HalfOpen {
-        probe: Option<Instant>,
-    },
-}
-
-impl Default for BreakerState {
-    fn default() -> BreakerState {
-        BreakerState::Closed { failures: 0 }
-    }
+    HalfOpen { probe: Option<Instant> },
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -393,27 +482,21 @@ enum BreakerAdmit {
 impl Breaker {
     fn circuit(&self) -> Circuit {
         match self.state {
-            BreakerState::Closed { .. } => Circuit::Closed,
+            BreakerState::Closed => Circuit::Closed,
             BreakerState::Open { .. } => Circuit::Open,
             BreakerState::HalfOpen { .. } => Circuit::HalfOpen,
         }
     }
 
     fn admit(&mut self, now: Instant, policy: &CircuitBreaker) -> BreakerAdmit {
-        // A probe that never reported (its worker was stopped at the shutdown deadline) stops
-        // blocking the others after one cool-down.
-        let lease = policy.cooldown;
+        // A probe that never reported (its worker was stopped at the shutdown deadline, or is
+        // stuck in a long request) stops blocking the others after the longest probe interval.
+        let lease = policy.max_cooldown;
         match self.state {
-            BreakerState::Closed { .. } => BreakerAdmit::Go,
+            BreakerState::Closed => BreakerAdmit::Go,
             BreakerState::Open { until } if now < until => BreakerAdmit::Wait(until),
-            BreakerState::Open { .. } | BreakerState::HalfOpen { probe: None } => {
-                self.state = BreakerState::HalfOpen { probe: Some(now) };
-                BreakerAdmit::Probe
-            }
-            BreakerState::HalfOpen { probe: Some(at) } if now < at + lease => {
-                BreakerAdmit::Probing(at + lease)
-            }
-            BreakerState::HalfOpen { probe: Some(_) } => {
+            BreakerState::HalfOpen { probe: Some(at) } if now < at + lease => BreakerAdmit::Probing(at + lease),
+            BreakerState::Open { .. } | BreakerState::HalfOpen { .. } => {
                 self.state = BreakerState::HalfOpen { probe: Some(now) };
                 BreakerAdmit::Probe
             }
@@ -427,33 +510,107 @@ impl Breaker {
         }
     }
 
-    /// Applies a result. True if the circuit opened.
-    fn record(&mut self, now: Instant, ok: bool, policy: &CircuitBreaker) -> bool {
-        let open = BreakerState::Open { until: now + policy.cooldown };
+    /// Applies a result, with `unit` in `[0, 1)` for the next probe's jitter. True if the
+    /// circuit opened (from closed, or again after a failed probe).
+    fn record(&mut self, now: Instant, ok: bool, policy: &CircuitBreaker, unit: f64) -> bool {
         match (self.state, ok) {
             // Any success proves the endpoint is up: close (this also covers a request let
             // through before the circuit opened that succeeds while it is open).
-            (_, true) => {
-                self.state = BreakerState::Closed { failures: 0 };
+            (BreakerState::Closed, true) => {
+                self.window.add(now, policy.window, true);
                 false
             }
-            (BreakerState::Closed { failures }, false) => {
-                let failures = failures.saturating_add(1);
-                if failures >= policy.failures {
-                    self.state = open;
-                    true
-                } else {
-                    self.state = BreakerState::Closed { failures };
-                    false
+            (_, true) => {
+                self.state = BreakerState::Closed;
+                self.window = Window::default();
+                self.failed_probes = 0;
+                false
+            }
+            (BreakerState::Closed, false) => {
+                self.window.add(now, policy.window, false);
+                if !self.window.trips(now, policy) {
+                    return false;
                 }
+                self.failed_probes = 0;
+                self.state = BreakerState::Open { until: now + policy.probe_wait(0, unit) };
+                true
             }
             (BreakerState::HalfOpen { .. }, false) => {
-                self.state = open;
+                self.failed_probes = self.failed_probes.saturating_add(1);
+                self.state = BreakerState::Open { until: now + policy.probe_wait(self.failed_probes, unit) };
                 true
             }
             // A late failure from a request started before the circuit opened.
             (BreakerState::Open { .. }, false) => false,
         }
+    }
+}
+
+/// A lower bound on the true failure rate given `failures` of `requests`: the Wilson score
+/// interval's lower end at three standard errors (about 99.9 % one-sided). A flaky endpoint
+/// failing 30 % of requests at random stays far below 0.5 whatever the sample; an endpoint
+/// failing every request passes 0.5 from 20 requests on.
+fn failure_rate_lower_bound(failures: u64, requests: u64) -> f64 {
+    if requests == 0 {
+        return 0.0;
+    }
+    const Z2: f64 = 9.0;
+    let n = requests as f64;
+    let p = failures as f64 / n;
+    let centre = p + Z2 / (2.0 * n);
+    let spread = (Z2 * (p * (1.0 - p) / n + Z2 / (4.0 * n * n))).sqrt();
+    (centre - spread) / (1.0 + Z2 / n)
+}
+
+/// Requests and failures over the breaker's sliding window, in ten buckets.
+#[derive(Clone, Copy, Default)]
+struct Window {
+    /// `(bucket number since the first request, requests, failures)`.
+    buckets: [(u64, u32, u32); 10],
+    epoch: Option<Instant>,
+}
+
+impl Window {
+    fn slot(&mut self, now: Instant, window: Duration) -> u64 {
+        let epoch = *self.epoch.get_or_insert(now);
+        let width = (window / 10).max(Duration::from_millis(1));
+        (now.saturating_duration_since(epoch).as_nanos() / width.as_nanos()) as u64
+    }
+
+    fn add(&mut self, now: Instant, window: Duration, ok: bool) {
+        let n = self.slot(now, window);
+        let b = &mut self.buckets[(n % 10) as usize];
+        if b.0 != n {
+            *b = (n, 0, 0);
+        }
+        b.1 = b.1.saturating_add(1);
+        if !ok {
+            b.2 = b.2.saturating_add(1);
+        }
+    }
+
+    /// Whether the window's counts open the circuit: all of at least `failures` requests
+    /// failed, or over the whole window or its most recent part (the last bucket, the last
+    /// two, …) at least `min_requests` requests show a failure rate above `failure_rate`
+    /// beyond chance. The most recent parts let an outage after a healthy stretch open the
+    /// circuit within a bucket or two, instead of waiting for the healthy history to age out.
+    fn trips(&mut self, now: Instant, policy: &CircuitBreaker) -> bool {
+        let n = self.slot(now, policy.window);
+        let (mut requests, mut failures) = (0u64, 0u64);
+        let mut tripped = false;
+        // Newest bucket first: each step adds one older bucket to the part looked at.
+        for age in 0..10u64 {
+            let Some(slot) = n.checked_sub(age) else { break };
+            let b = self.buckets[(slot % 10) as usize];
+            if b.0 == slot {
+                requests += u64::from(b.1);
+                failures += u64::from(b.2);
+            }
+            tripped |= requests >= u64::from(policy.min_requests)
+                && failure_rate_lower_bound(failures, requests) >= policy.failure_rate;
+        }
+        let dead = requests >= u64::from(policy.failures) && failures == requests;
+        dead || tripped
     }
 }
 
@@ -532,46 +689,130 @@ mod tests {
         assert_eq!(g.paused_until(now + Duration::from_secs(6)), None);
     }
 
-    #[test]
-    fn breaker_opens_after_k_failures_then_probes_once() {
-        let policy = CircuitBreaker::new().failures(3).cooldown(10 * S);
-        let mut b = Breaker::default();
-        let t0 = Instant::now();
-        assert!(!b.record(t0, false, &policy));
-        assert!(!b.record(t0, false, &policy));
-        // A success in between resets the count.
-        assert!(!b.record(t0, true, &policy));
-        assert!(!b.record(t0, false, &policy));
-        assert!(!b.record(t0, false, &policy));
-        assert_eq!(b.admit(t0, &policy), BreakerAdmit::Go);
-        assert!(b.record(t0, false, &policy), "third consecutive failure opens");
-        assert_eq!(b.circuit(), Circuit::Open);
-        assert_eq!(b.admit(t0 + 5 * S, &policy), BreakerAdmit::Wait(t0 + 10 * S));
-        // Cool-down over: exactly one probe; the others wait for its result.
-        assert_eq!(b.admit(t0 + 10 * S, &policy), BreakerAdmit::Probe);
-        assert_eq!(b.circuit(), Circuit::HalfOpen);
-        assert_eq!(b.admit(t0 + 11 * S, &policy), BreakerAdmit::Probing(t0 + 20 * S));
-        // The probe fails: open again for a full cool-down.
-        assert!(b.record(t0 + 12 * S, false, &policy));
-        assert_eq!(b.admit(t0 + 13 * S, &policy), BreakerAdmit::Wait(t0 + 22 * S));
-        assert_eq!(b.admit(t0 + 22 * S, &policy), BreakerAdmit::Probe);
-        // The probe succeeds: closed.
-        assert!(!b.record(t0 + 23 * S, true, &policy));
-        assert_eq!(b.circuit(), Circuit::Closed);
-        assert_eq!(b.admit(t0 + 23 * S, &policy), BreakerAdmit::Go);
+    const MS: Duration = Duration::from_millis(1);
+
+    /// A seeded stream of uniform values in [0, 1) (splitmix64), for fault patterns.
+    fn draws(seed: u64) -> impl FnMut() -> f64 {
+        let mut x = seed;
+        move || {
+            x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            (z ^ (z >> 31)) as f64 / (u64::MAX as f64 + 1.0)
+        }
     }
 
     #[test]
-    fn lost_probe_is_replaced_after_a_cooldown() {
-        let policy = CircuitBreaker::new().failures(1).cooldown(10 * S);
+    fn a_flaky_endpoint_never_opens_the_breaker() {
+        let policy = CircuitBreaker::new();
+        for seed in 0..20 {
+            let mut b = Breaker::default();
+            let mut draw = draws(seed);
+            let t0 = Instant::now();
+            // 30 % random failures, at 1,000 and at 5 requests a second.
+            for (every, n) in [(MS, 20_000u32), (200 * MS, 500)] {
+                for i in 0..n {
+                    let now = t0 + every * i;
+                    assert!(!b.record(now, draw() >= 0.3, &policy, 0.5), "seed {seed}: opened at request {i}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_sustained_failure_rate_opens_it() {
+        let policy = CircuitBreaker::new();
         let mut b = Breaker::default();
         let t0 = Instant::now();
-        b.record(t0, false, &policy);
-        assert_eq!(b.admit(t0 + 10 * S, &policy), BreakerAdmit::Probe);
-        assert_eq!(b.admit(t0 + 19 * S, &policy), BreakerAdmit::Probing(t0 + 20 * S));
-        assert_eq!(b.admit(t0 + 20 * S, &policy), BreakerAdmit::Probe);
+        // Half of 20 failing is not beyond chance for a rate of 0.5…
+        for i in 0..20 {
+            assert!(!b.record(t0 + MS * i, i % 2 == 0, &policy, 0.5), "request {i}");
+        }
+        // …nor is a healthy stretch after it…
+        for i in 0..100 {
+            assert!(!b.record(t0 + 5 * S + MS * i, true, &policy, 0.5));
+        }
+        // …an outage after it is, within a bucket: the most recent part shows it.
+        let outage = t0 + 7 * S;
+        for i in 0..19 {
+            assert!(!b.record(outage + MS * i, false, &policy, 0.5), "19 requests: below min_requests");
+        }
+        assert!(b.record(outage + 19 * MS, false, &policy, 0.5), "20 of the last 20 failed");
+        assert_eq!(b.circuit(), Circuit::Open);
+        assert!(failure_rate_lower_bound(20, 20) > 0.5 && failure_rate_lower_bound(10, 20) < 0.5);
+        assert!(failure_rate_lower_bound(30, 100) < 0.2 && failure_rate_lower_bound(0, 0) == 0.0);
+        // Failures older than the window don't count.
+        let mut b = Breaker::default();
+        for i in 0..15 {
+            b.record(t0 + MS * i, false, &policy, 0.5);
+            b.record(t0 + MS * i, true, &policy, 0.5);
+        }
+        let later = t0 + 11 * S;
+        for i in 0..4 {
+            assert!(!b.record(later + MS * i, false, &policy, 0.5));
+        }
+    }
+
+    #[test]
+    fn a_dead_endpoint_with_little_traffic_opens_it() {
+        let policy = CircuitBreaker::new();
+        let t0 = Instant::now();
+        let mut b = Breaker::default();
+        for i in 0..4 {
+            assert!(!b.record(t0 + S * i, false, &policy, 0.5));
+        }
+        assert!(b.record(t0 + 4 * S, false, &policy, 0.5), "5 of 5 failed within 10 s");
+        // One success in the window keeps it closed.
+        let mut b = Breaker::default();
+        b.record(t0, true, &policy, 0.5);
+        for i in 1..10 {
+            assert!(!b.record(t0 + S * i / 2, false, &policy, 0.5));
+        }
+    }
+
+    #[test]
+    fn probes_are_jittered_and_back_off_to_the_cap() {
+        let policy = CircuitBreaker::new();
+        assert_eq!(policy.probe_wait(0, 0.0), 500 * MS);
+        assert_eq!(policy.probe_wait(0, 1.0), S);
+        assert_eq!(policy.probe_wait(1, 1.0), 2 * S);
+        assert_eq!(policy.probe_wait(3, 0.5), 6 * S);
+        assert_eq!(policy.probe_wait(4, 1.0), 10 * S, "capped");
+        assert_eq!(policy.probe_wait(u32::MAX, 0.0), 5 * S);
+        // The state machine: open, one probe at a time, failed probes wait longer.
+        let mut b = Breaker::default();
+        let t0 = Instant::now();
+        for _ in 0..5 {
+            b.record(t0, false, &policy, 1.0);
+        }
+        assert_eq!(b.admit(t0 + 500 * MS, &policy), BreakerAdmit::Wait(t0 + S));
+        assert_eq!(b.admit(t0 + S, &policy), BreakerAdmit::Probe);
+        assert_eq!(b.admit(t0 + S, &policy), BreakerAdmit::Probing(t0 + 11 * S), "one probe at a time");
+        assert!(b.record(t0 + S + MS, false, &policy, 1.0), "a failed probe reopens");
+        assert_eq!(b.admit(t0 + 2 * S, &policy), BreakerAdmit::Wait(t0 + 3 * S + MS));
+        assert_eq!(b.admit(t0 + 3 * S + MS, &policy), BreakerAdmit::Probe);
+        assert!(b.record(t0 + 3 * S + MS, false, &policy, 0.0));
+        assert_eq!(b.admit(t0 + 4 * S, &policy), BreakerAdmit::Wait(t0 + 5 * S + MS), "4 s × 0.5");
+        // The first successful probe closes it, with a fresh window.
+        assert_eq!(b.admit(t0 + 6 * S, &policy), BreakerAdmit::Probe);
+        assert!(!b.record(t0 + 6 * S, true, &policy, 0.5));
+        assert_eq!(b.circuit(), Circuit::Closed);
+        assert!(!b.record(t0 + 6 * S, false, &policy, 0.5), "old failures are forgotten");
+        assert_eq!(b.admit(t0 + 6 * S, &policy), BreakerAdmit::Go);
+    }
+
+    #[test]
+    fn lost_probe_is_replaced_after_the_longest_interval() {
+        let policy = CircuitBreaker::new().failures(1);
+        let mut b = Breaker::default();
+        let t0 = Instant::now();
+        b.record(t0, false, &policy, 1.0);
+        assert_eq!(b.admit(t0 + S, &policy), BreakerAdmit::Probe);
+        assert_eq!(b.admit(t0 + 10 * S, &policy), BreakerAdmit::Probing(t0 + 11 * S));
+        assert_eq!(b.admit(t0 + 11 * S, &policy), BreakerAdmit::Probe);
         b.release_probe();
-        assert_eq!(b.admit(t0 + 20 * S, &policy), BreakerAdmit::Probe);
+        assert_eq!(b.admit(t0 + 11 * S, &policy), BreakerAdmit::Probe);
     }
 
     #[test]
@@ -616,11 +857,12 @@ mod tests {
 
     #[test]
     fn gate_admission_combines_pause_breaker_and_budget() {
-        let g = Gate::new(
-            &CircuitBreaker::new().failures(2).cooldown(10 * S),
+        let g = Gate::with_rng(
+            &CircuitBreaker::new().failures(2),
             &RetryBudget::new().ratio(0.0).min_per_second(0),
+            SmallRng::seed_from_u64(7),
         );
-        let t0 = Instant::now();
+        let t0 = g.epoch;
         assert_eq!(g.admit(t0, false), Admit::Go);
         assert_eq!(g.admit(t0, true), Admit::NoBudget(None));
         g.record(t0, false);
@@ -628,17 +870,21 @@ mod tests {
         let (circuit, opened, _) = g.snapshot(t0);
         assert_eq!((circuit, opened), (Circuit::Open, 1));
         assert!(matches!(g.admit(t0, false), Admit::Wait(_)));
-        assert!(g.blocked_until(t0).is_some());
-        // After the cool-down the snapshot shows half-open even before a probe.
-        assert_eq!(g.snapshot(t0 + 11 * S).0, Circuit::HalfOpen);
+        let next_probe = g.blocked_until(t0).expect("blocked while open");
+        assert!(next_probe >= t0 + 500 * MS && next_probe <= t0 + S, "{:?}", next_probe - t0);
+        // After the wait the snapshot shows half-open even before a probe.
+        assert_eq!(g.snapshot(t0 + 2 * S).0, Circuit::HalfOpen);
+        assert_eq!(g.blocked_until(t0 + 2 * S), None, "a worker may take work to probe with");
         let changed = g.subscribe();
-        assert_eq!(g.admit(t0 + 11 * S, false), Admit::Go);
-        g.record(t0 + 11 * S, true);
+        assert_eq!(g.admit(t0 + 2 * S, false), Admit::Go);
+        assert_eq!(g.blocked_until(t0 + 2 * S), Some(t0 + 12 * S), "the others wait for the probe");
+        g.record(t0 + 2 * S, true);
         assert_eq!(changed.try_recv(), Err(crossbeam_channel::TryRecvError::Disconnected), "waiters woken");
-        assert_eq!(g.snapshot(t0 + 11 * S).0, Circuit::Closed);
+        assert_eq!(g.snapshot(t0 + 2 * S).0, Circuit::Closed);
+        assert_eq!(g.blocked_until(t0 + 2 * S), None);
         // A pause wins over everything.
         g.pause(t0, 60 * S);
-        assert!(matches!(g.admit(t0 + 12 * S, false), Admit::Wait(_)));
+        assert!(matches!(g.admit(t0 + 3 * S, false), Admit::Wait(_)));
     }
 
     #[test]
@@ -657,6 +903,11 @@ mod tests {
         assert!(CircuitBreaker::new().validate().is_ok());
         assert!(CircuitBreaker::new().failures(0).validate().is_err());
         assert!(CircuitBreaker::new().cooldown(Duration::ZERO).validate().is_err());
+        assert!(CircuitBreaker::new().failure_rate(0.0).validate().is_err());
+        assert!(CircuitBreaker::new().failure_rate(1.5).validate().is_err());
+        assert!(CircuitBreaker::new().min_requests(0).validate().is_err());
+        assert!(CircuitBreaker::new().window(Duration::ZERO).validate().is_err());
+        assert!(CircuitBreaker::new().max_cooldown(Duration::from_millis(10)).validate().is_err());
         assert!(RetryBudget::new().validate().is_ok());
         assert!(RetryBudget::new().ratio(-1.0).validate().is_err());
         assert!(RetryBudget::new().ratio(f64::NAN).validate().is_err());

@@ -92,6 +92,7 @@ impl Shared {
     /// A snapshot of every counter, with the gate's state.
     pub(crate) fn stats(&self) -> Stats {
         let mut stats = self.ledger.counters.snapshot(self.queue.queued_bytes());
+        stats.scheduled = self.queue.scheduled().min(stats.in_flight);
         (stats.circuit, stats.circuit_opened, stats.retries_throttled) = self.gate.snapshot(Instant::now());
         stats
     }

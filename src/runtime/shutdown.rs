@@ -57,6 +57,7 @@ fn shutdown_locked(
         let (batch, wire) = slot.close();
         settle_at_deadline(&shared.ledger, batch, wire);
     }
+    shared.queue.cancel_scheduled(&shared.ledger);
     shared.backlog.sweep(&shared.ledger);
     shared.queue.finalize(&shared.ledger);
     // Everything spilled is on disk (each append was synced): hand the file over to the next

@@ -55,6 +55,19 @@ impl Slot {
         Ok(())
     }
 
+    /// Puts `batch` in front of what the slot holds (a retry taken while an event carried
+    /// over from the last batch waits behind it); gives it back if the slot was closed.
+    pub(crate) fn push_front(&self, mut batch: Vec<Envelope>) -> Result<(), Vec<Envelope>> {
+        let mut s = self.state.lock();
+        if s.closed {
+            return Err(batch);
+        }
+        s.wire = 0;
+        batch.append(&mut s.batch);
+        s.batch = batch;
+        Ok(())
+    }
+
     /// How many events the slot holds.
     pub(crate) fn len(&self) -> usize {
         self.state.lock().batch.len()

@@ -1,24 +1,29 @@
-//! The worker loop: take an event, gather a batch, send it, classify the answer, back off and
-//! retry.
+//! The worker loop: take work, gather a batch, send it, judge the answer, settle it or put it
+//! on the retry schedule.
 //!
 //! Each worker is a named OS thread with its own keep-alive connection (one connection pool
 //! per worker). The loop is a small state machine over one batch:
-//! `Take` (only while the gate is open: a `Retry-After` pause or an open circuit leaves events
-//! in the queue) → `Gather` (batching only: more events up to the limits or the linger time) →
-//! `Encode` → `Gate` (the shared pause, the circuit, and for a retry the retry budget) → `Send`
-//! → `Backoff` → … → settled. A `413` to a batch (or a batch whose body passes `max_bytes`)
-//! goes back to `Encode` in two halves. Every wait is on the shutdown channel with a deadline,
-//! so shutdown wakes it at once; no `thread::sleep` anywhere. A panic in a round (user code:
-//! custom encoders) is caught and counted, its batch settles `Failed`, and the worker keeps
-//! serving. The rules (limits, encodings, gzip, backoff, breaker) are pure functions in
-//! `policy/`; the answer → outcome rule is `judge.rs`.
+//! `Take` (a due retry first, then the next queued event; only while the gate is open: a
+//! `Retry-After` pause, an open circuit or another worker's probe leaves work where it is) →
+//! `Gather` (batching only: more events up to the limits or the linger time) → `Encode` →
+//! `Gate` (the shared pause, the circuit, and for a retry the retry budget) → `Send` →
+//! `Judge` → settled, or **scheduled**: a transient failure puts the batch on the queue's
+//! retry schedule, due after its backoff, and the worker takes the next work. A worker never
+//! sleeps holding an event: a closed gate or a spent retry budget also reschedules the batch.
+//! A `413` to a batch (or a batch whose body passes `max_bytes`) goes back to `Encode` in two
+//! halves. Every wait is on the shutdown channel with a deadline, so shutdown wakes it at
+//! once; no `thread::sleep` anywhere. During shutdown, waiting retries are taken at once and
+//! sent without further retries. A panic in a round (user code: custom encoders) is caught
+//! and counted, its batch settles `Failed`, and the worker keeps serving. The rules (limits,
+//! encodings, gzip, backoff, breaker) are pure functions in `policy/`; the answer → outcome
+//! rule is `judge.rs`.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{select, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use crossbeam_channel::{select, Receiver, Sender, TryRecvError};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -29,6 +34,7 @@ use super::slot::{settle_at_deadline, Slot};
 use crate::policy::encode::{self, Codec};
 use crate::policy::gate::Admit;
 use crate::state::outcome::{Envelope, Outcome};
+use crate::state::schedule::Retrying;
 use crate::state::stats::Stage;
 use crate::util::{panic_text, uuid_v4};
 
@@ -71,13 +77,24 @@ enum Sent {
     Gone,
 }
 
-/// What the gate said, after waiting.
-enum GateWait {
-    Go,
-    /// The gate stays closed past the shutdown deadline.
-    Deadline,
-    /// The retry budget won't allow this retry before the retry policy's time is up.
-    NoBudget,
+/// What the attempts so far decided for a batch (kept on the schedule between attempts).
+struct Tries {
+    attempts: u32,
+    began: Option<Instant>,
+    key: Option<String>,
+    last_failure: String,
+}
+
+impl Tries {
+    fn fresh() -> Tries {
+        Tries { attempts: 0, began: None, key: None, last_failure: String::new() }
+    }
+}
+
+/// What the worker takes next.
+enum Work {
+    Fresh(Envelope),
+    Retry(Retrying),
 }
 
 impl Worker {
@@ -109,20 +126,36 @@ impl Worker {
         }
     }
 
-    /// Takes, gathers and delivers one batch. False means stop.
+    /// Takes, gathers and delivers one batch, or sends one due retry. False means stop.
     fn round(&mut self) -> bool {
-        self.carried = 0;
-        // State: Take. A batch starts with the event carried over from the last gather (in
-        // the slot already) or with the next one queued, taken only while the gate is open.
-        if self.slot().len() == 0 {
-            if !self.wait_while_closed() {
-                return false;
-            }
-            let Some(first) = self.next_event() else { return false };
-            if let Err(batch) = self.slot().register(vec![first]) {
-                // The deadline passed between taking and registering: never sent.
-                self.shared.ledger.settle_all(&batch, &Outcome::Cancelled, Stage::InFlight);
-                return true;
+        // Events carried over from the last gather (already in the slot) start the next batch.
+        let held = self.slot().len();
+        self.carried = held;
+        // State: Take, only while the gate is open (a carried event goes on: if the gate is
+        // closed the delivery reschedules it, so the wait holds nothing).
+        if held == 0 && !self.wait_while_closed() {
+            return false;
+        }
+        // Due retries go first, even ahead of a carried event.
+        let shutting_down = self.shared.deadline().is_some();
+        if let Some(retrying) = self.shared.queue.take_due(Instant::now(), shutting_down) {
+            self.retry(retrying);
+            return true;
+        }
+        if held == 0 {
+            match self.next_work() {
+                None => return false,
+                Some(Work::Retry(retrying)) => {
+                    self.retry(retrying);
+                    return true;
+                }
+                Some(Work::Fresh(first)) => {
+                    if let Err(batch) = self.slot().register(vec![first]) {
+                        // The deadline passed between taking and registering: never sent.
+                        self.shared.ledger.settle_all(&batch, &Outcome::Cancelled, Stage::InFlight);
+                        return true;
+                    }
+                }
             }
         }
         // State: Gather.
@@ -130,6 +163,25 @@ impl Worker {
         self.carried = self.slot().len().saturating_sub(n);
         self.deliver(n);
         true
+    }
+
+    /// Sends a batch taken from the retry schedule (ahead of anything carried in the slot).
+    fn retry(&mut self, retrying: Retrying) {
+        let Retrying { batch, attempts, began, key, last_failure } = retrying;
+        let k = batch.len();
+        if let Err(batch) = self.slot().push_front(batch) {
+            // The deadline passed between taking and registering.
+            self.shared.ledger.settle_all(&batch, &Outcome::Cancelled, Stage::InFlight);
+            return;
+        }
+        let tries = Tries { attempts, began, key, last_failure };
+        match self.deliver_chunk(k, tries) {
+            Sent::Split => {
+                let (first, second) = encode::halves(k);
+                self.deliver_chunks(vec![second, first]);
+            }
+            Sent::Settled | Sent::Gone => {}
+        }
     }
 
     /// Waits, taking nothing, while the gate is closed (a `Retry-After` pause or an open
@@ -211,29 +263,42 @@ impl Worker {
         }
     }
 
-    /// The next event to send: blocks while running; during shutdown only drains what is
-    /// queued. `None` means stop.
-    fn next_event(&self) -> Option<Envelope> {
+    /// The next work: a due retry, a replayed event or the next queued one. Blocks while
+    /// running (waking when the earliest retry comes due); during shutdown only drains what
+    /// is queued or scheduled. `None` means stop.
+    fn next_work(&self) -> Option<Work> {
         let rx = self.shared.queue.receiver();
         loop {
             if self.shared.is_cancelled() {
                 return None;
             }
-            // Events replayed from spill files go first.
+            let shutting_down = self.shared.deadline().is_some();
+            if let Some(retrying) = self.shared.queue.take_due(Instant::now(), shutting_down) {
+                return Some(Work::Retry(retrying));
+            }
+            // Events replayed from spill files go before the queue.
             if let Some(env) = self.shared.backlog.pop() {
                 self.shared.ledger.counters.started(1);
-                return Some(env);
+                return Some(Work::Fresh(env));
             }
             match rx.try_recv() {
-                Ok(env) => return Some(self.took(env)),
+                Ok(env) => return Some(Work::Fresh(self.took(env))),
                 Err(TryRecvError::Disconnected) => return None,
-                Err(TryRecvError::Empty) if self.shared.deadline().is_some() => return None,
+                Err(TryRecvError::Empty) if shutting_down => return None,
                 Err(TryRecvError::Empty) => {}
             }
-            select! {
-                recv(rx) -> msg => return msg.ok().map(|env| self.took(env)),
-                // Shutdown began: loop around to drain.
-                recv(self.shared.shutdown_rx) -> _ => {}
+            let due_in = self.shared.queue.next_due().map(|at| at.saturating_duration_since(Instant::now()));
+            match due_in {
+                Some(d) => select! {
+                    recv(rx) -> msg => return msg.ok().map(|env| Work::Fresh(self.took(env))),
+                    // Shutdown began: loop around to drain.
+                    recv(self.shared.shutdown_rx) -> _ => {}
+                    default(d) => {}
+                },
+                None => select! {
+                    recv(rx) -> msg => return msg.ok().map(|env| Work::Fresh(self.took(env))),
+                    recv(self.shared.shutdown_rx) -> _ => {}
+                },
             }
         }
     }
@@ -246,10 +311,13 @@ impl Worker {
 
     /// Delivers the first `n` events of the slot, in one request or, after a `413`, in halves.
     fn deliver(&mut self, n: usize) {
-        // Chunks still to send; the last is sent next.
-        let mut chunks = vec![n];
+        self.deliver_chunks(vec![n]);
+    }
+
+    /// Delivers chunks of the slot's front, the last of `chunks` first.
+    fn deliver_chunks(&mut self, mut chunks: Vec<usize>) {
         while let Some(k) = chunks.pop() {
-            match self.deliver_chunk(k) {
+            match self.deliver_chunk(k, Tries::fresh()) {
                 Sent::Settled => {}
                 Sent::Split => {
                     let (first, second) = encode::halves(k);
@@ -261,8 +329,9 @@ impl Worker {
         }
     }
 
-    /// Sends the first `k` events of the slot as one request, with retries, and settles them.
-    fn deliver_chunk(&mut self, k: usize) -> Sent {
+    /// Makes one attempt at the first `k` events of the slot, and settles them or puts them
+    /// on the retry schedule.
+    fn deliver_chunk(&mut self, k: usize, mut tries: Tries) -> Sent {
         // State: Encode.
         let slot = &self.shared.slots[self.index];
         let (codec, body) = (&mut self.codec, &mut self.body);
@@ -289,78 +358,98 @@ impl Worker {
                 return self.settle(k, Outcome::Rejected { status: 413, attempts: 0, reason }, false);
             }
         }
-        let zipped = self.codec.compress(&self.body, &mut self.zipped);
         let shared = Arc::clone(&self.shared);
+        let retry_policy = &shared.options.retry;
+        // State: Gate. A closed gate or a spent budget puts the batch back on the schedule.
+        let now = Instant::now();
+        let give_up_at = tries.began.and_then(|t| t.checked_add(retry_policy.max_elapsed_value()));
+        match shared.gate.admit(now, tries.attempts > 0) {
+            Admit::Go => {}
+            Admit::Wait(until) => return self.reschedule(k, tries, until),
+            // Another worker's probe decides; `wait_while_closed` holds the workers (empty-handed)
+            // until it does.
+            Admit::Probing(_) => return self.reschedule(k, tries, now),
+            Admit::NoBudget(next) => {
+                shared.gate.note_throttled();
+                return match next {
+                    Some(at) if shared.deadline().is_none() && give_up_at.is_none_or(|limit| at <= limit) => {
+                        self.reschedule(k, tries, at)
+                    }
+                    _ => {
+                        let reason = format!("{}; not retried: retry budget exhausted", tries.last_failure);
+                        self.settle(k, Outcome::Failed { reason, attempts: tries.attempts }, true)
+                    }
+                };
+            }
+        }
+        let time_left = shared.time_left(Instant::now());
+        if time_left == Some(Duration::ZERO) {
+            self.give_up_at_deadline();
+            return Sent::Gone;
+        }
+        if !self.slot().mark_on_wire(k) {
+            return Sent::Gone; // Shutdown took the batch at the deadline.
+        }
+        // State: Send.
+        let zipped = self.codec.compress(&self.body, &mut self.zipped);
         let idempotency = shared.options.encode.idempotency.as_ref();
-        let key = idempotency.map(|_| uuid_v4(self.rng.random()));
-        let began = Instant::now();
-        let give_up_at = began.checked_add(self.shared.options.retry.max_elapsed_value());
-        let mut attempts = 0u32;
-        let mut last_failure = String::new();
-        // The outcome, and whether it is a transient failure (spilled if a spill file is set).
-        let (outcome, transient) = loop {
-            // State: Gate.
-            match self.wait_for_gate(attempts > 0, give_up_at) {
-                GateWait::Go => {}
-                GateWait::Deadline => {
-                    self.give_up_at_deadline();
-                    return Sent::Gone;
-                }
-                GateWait::NoBudget => {
-                    let reason = format!("{last_failure}; not retried: retry budget exhausted");
-                    break (Outcome::Failed { reason, attempts }, true);
-                }
+        if idempotency.is_some() && tries.key.is_none() {
+            tries.key = Some(uuid_v4(self.rng.random()));
+        }
+        tries.attempts += 1;
+        let began = *tries.began.get_or_insert_with(Instant::now);
+        let mut headers: Vec<(&str, String)> = Vec::new();
+        if zipped {
+            headers.push(("Content-Encoding", "gzip".into()));
+        }
+        if let (Some(i), Some(key)) = (idempotency, &tries.key) {
+            headers.push((i.key_header_name(), key.clone()));
+            if let Some(name) = i.attempt_header_name() {
+                headers.push((name, tries.attempts.to_string()));
             }
-            let time_left = self.shared.time_left(Instant::now());
-            if time_left == Some(Duration::ZERO) {
-                self.give_up_at_deadline();
-                return Sent::Gone;
-            }
-            if !self.slot().mark_on_wire(k) {
-                return Sent::Gone; // Shutdown took the batch at the deadline.
-            }
-            // State: Send.
-            attempts += 1;
-            let mut headers: Vec<(&str, String)> = Vec::new();
-            if zipped {
-                headers.push(("Content-Encoding", "gzip".into()));
-            }
-            if let (Some(i), Some(key)) = (idempotency, &key) {
-                headers.push((i.key_header_name(), key.clone()));
-                if let Some(name) = i.attempt_header_name() {
-                    headers.push((name, attempts.to_string()));
-                }
-            }
-            let body = if zipped { &self.zipped } else { &self.body };
-            self.shared.ledger.counters.request(attempts > 1, body.len());
-            let next = self.attempt(body, &headers, attempts, time_left, k);
-            // Any answer but a transient failure counts as the endpoint working.
-            self.shared.gate.record(Instant::now(), !matches!(next, Next::Retry { .. }));
-            let (reason, retry_after) = match next {
-                Next::Settle(outcome) => break (outcome, false),
-                Next::Split => return Sent::Split,
-                Next::Retry { reason, retry_after } => (reason, retry_after),
-            };
-            // State: Backoff.
-            if let Some(pause) = retry_after {
-                self.shared.gate.pause(Instant::now(), pause);
-            }
-            if self.shared.deadline().is_some() {
-                let reason = format!("{reason}; not retried: shutting down");
-                break (Outcome::Failed { reason, attempts }, true);
-            }
-            let policy = &self.shared.options.retry;
-            let unit = policy.jitter_unit(|| self.rng.random());
-            match policy.next_wait(attempts, began.elapsed(), retry_after, unit) {
-                Some(wait) => self.sleep(wait),
-                None => {
-                    let reason = format!("{reason}; gave up after {attempts} attempts");
-                    break (Outcome::Failed { reason, attempts }, true);
-                }
-            }
-            last_failure = reason;
+        }
+        let body = if zipped { &self.zipped } else { &self.body };
+        shared.ledger.counters.request(tries.attempts > 1, body.len());
+        let next = self.attempt(body, &headers, tries.attempts, time_left, k);
+        // Any answer but a transient failure counts as the endpoint working.
+        shared.gate.record(Instant::now(), !matches!(next, Next::Retry { .. }));
+        // State: Judge.
+        let (reason, retry_after) = match next {
+            Next::Settle(outcome) => return self.settle(k, outcome, false),
+            Next::Split => return Sent::Split,
+            Next::Retry { reason, retry_after } => (reason, retry_after),
         };
-        self.settle(k, outcome, transient)
+        if let Some(pause) = retry_after {
+            shared.gate.pause(Instant::now(), pause);
+        }
+        let attempts = tries.attempts;
+        if shared.deadline().is_some() {
+            let reason = format!("{reason}; not retried: shutting down");
+            return self.settle(k, Outcome::Failed { reason, attempts }, true);
+        }
+        let unit = retry_policy.jitter_unit(|| self.rng.random());
+        match retry_policy.next_wait(attempts, began.elapsed(), retry_after, unit) {
+            Some(wait) => {
+                tries.last_failure = reason;
+                self.reschedule(k, tries, Instant::now() + wait)
+            }
+            None => {
+                let reason = format!("{reason}; gave up after {attempts} attempts");
+                self.settle(k, Outcome::Failed { reason, attempts }, true)
+            }
+        }
+    }
+
+    /// Moves the first `k` events of the slot to the retry schedule, due at `due`.
+    fn reschedule(&self, k: usize, tries: Tries, due: Instant) -> Sent {
+        let Some(batch) = self.slot().take_front(k) else { return Sent::Gone };
+        let Tries { attempts, began, key, last_failure } = tries;
+        let retrying = Retrying { batch, attempts, began, key, last_failure };
+        if let Err(back) = self.shared.queue.schedule(due, retrying) {
+            // The deadline's sweep has run: nothing will send it now.
+            self.shared.ledger.settle_all(&back.batch, &Outcome::Cancelled, Stage::InFlight);
+        }
+        Sent::Settled
     }
 
     /// Settles the first `k` events of the slot, unless shutdown took them. A transient
@@ -394,47 +483,6 @@ impl Worker {
         judge(result, transport.endpoint(), attempts, events, cap)
     }
 
-    /// Waits until the gate lets a request through: a shared pause, an open circuit, another
-    /// worker's probe, and (for a retry) the retry budget.
-    fn wait_for_gate(&self, retry: bool, give_up_at: Option<Instant>) -> GateWait {
-        let gate = &self.shared.gate;
-        let mut throttled = false;
-        loop {
-            // Subscribed before asking, so a transition in between still wakes us.
-            let changed = gate.subscribe();
-            let (until, probing) = match gate.admit(Instant::now(), retry) {
-                Admit::Go => return GateWait::Go,
-                Admit::Wait(until) => (until, false),
-                Admit::Probing(until) => (until, true),
-                Admit::NoBudget(next) => {
-                    if !throttled {
-                        throttled = true;
-                        gate.note_throttled();
-                    }
-                    // Shutting down, or the budget can't allow it in time: give up now.
-                    match next {
-                        Some(at)
-                            if self.shared.deadline().is_none()
-                                && give_up_at.is_none_or(|limit| at <= limit) =>
-                        {
-                            (at, false)
-                        }
-                        _ => return GateWait::NoBudget,
-                    }
-                }
-            };
-            // Past the deadline: give up now, unless a probe's answer may still open the gate.
-            if self.shared.deadline().is_some_and(|deadline| until >= deadline) && !probing {
-                return GateWait::Deadline;
-            }
-            if self.shared.time_left(Instant::now()) == Some(Duration::ZERO) {
-                return GateWait::Deadline;
-            }
-            // Woken early by shutdown or a gate change: loop to re-check.
-            self.wait_for_change(&changed, until);
-        }
-    }
-
     /// Waits until `until`, a gate change, or (while running) the start of shutdown; never
     /// past the shutdown deadline.
     fn wait_for_change(&self, changed: &Receiver<()>, until: Instant) {
@@ -448,20 +496,6 @@ impl Worker {
             recv(self.shared.shutdown_rx) -> _ => {}
             recv(changed) -> _ => {}
             default(d) => {}
-        }
-    }
-
-    /// Sleeps for `d`, or until shutdown begins (a wait on the shutdown channel).
-    fn sleep(&self, d: Duration) {
-        if self.shared.deadline().is_some() {
-            // Already shutting down: the channel is disconnected, so wait on the clock, but
-            // never past the deadline.
-            let d = self.shared.time_left(Instant::now()).map_or(d, |left| d.min(left));
-            let _ = crossbeam_channel::never::<()>().recv_timeout(d);
-            return;
-        }
-        match self.shared.shutdown_rx.recv_timeout(d) {
-            Ok(()) | Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {}
         }
     }
 

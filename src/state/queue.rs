@@ -1,6 +1,10 @@
-//! The bounded queue, and the backlog of events replayed from spill files.
+//! The bounded queue, the retry schedule it owns, and the backlog of events replayed from spill
+//! files.
 //!
-//! Owns the event channel, the byte budget and the overflow policy. Both bounds hold at once: a
+//! Owns the event channel, the byte budget, the overflow policy and the retry schedule.
+//! Scheduled retries stay inside the queue's bounds: their bytes stay charged to the byte
+//! budget, and while any wait, producers see the queue's event capacity reduced by their
+//! number (one relaxed load on `send` when none wait). Both bounds hold at once: a
 //! crossbeam bounded channel caps the event count, an atomic counter caps the bytes. The
 //! default path (`DropNewest`) takes no lock and allocates nothing.
 //!
@@ -19,6 +23,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::state::ledger::Ledger;
 use crate::state::outcome::{Envelope, Outcome};
+use crate::state::schedule::{Retrying, Schedule};
 use crate::state::stats::Stage;
 
 /// What `send` does when the queue is full (by count or by bytes).
@@ -58,7 +63,9 @@ pub(crate) struct Queue {
     /// Closed when shutdown begins; never sent on. Lets blocked producers wake.
     shutdown_rx: Receiver<()>,
     policy: Overflow,
+    capacity: usize,
     max_bytes: usize,
+    schedule: Schedule,
     bytes: PaddedUsize,
     closed: AtomicBool,
     finalized: AtomicBool,
@@ -81,7 +88,9 @@ impl Queue {
             rx,
             shutdown_rx,
             policy,
+            capacity,
             max_bytes,
+            schedule: Schedule::default(),
             bytes: PaddedUsize(AtomicUsize::new(0)),
             closed: AtomicBool::new(false),
             finalized: AtomicBool::new(false),
@@ -255,6 +264,11 @@ impl Queue {
     }
 
     fn try_reserve(&self, size: usize) -> bool {
+        // Waiting retries count toward the event capacity.
+        let scheduled = self.schedule.events();
+        if scheduled > 0 && self.tx.len() + scheduled >= self.capacity {
+            return false;
+        }
         let mut used = self.bytes.0.load(Ordering::Relaxed);
         loop {
             let Some(next) = used.checked_add(size).filter(|n| *n <= self.max_bytes) else {
@@ -274,6 +288,47 @@ impl Queue {
             let _guard = self.space_lock.lock();
             self.space.notify_all();
         }
+    }
+
+    /// Puts a batch on the retry schedule for `due`, its bytes charged to the budget again
+    /// (they may pass it for a moment: producers then wait or drop until they fit). Gives the
+    /// batch back if the schedule was closed by the shutdown deadline.
+    pub(crate) fn schedule(&self, due: Instant, retrying: Retrying) -> Result<(), Retrying> {
+        let bytes = retrying.bytes();
+        self.bytes.0.fetch_add(bytes, Ordering::SeqCst);
+        self.schedule.push(due, retrying).inspect_err(|_| self.release(bytes))
+    }
+
+    /// The earliest scheduled retry that is due at `now` (with `any`, the earliest whatever
+    /// its due time), its bytes released.
+    pub(crate) fn take_due(&self, now: Instant, any: bool) -> Option<Retrying> {
+        let retrying = self.schedule.pop_due(now, any)?;
+        self.release(retrying.bytes());
+        Some(retrying)
+    }
+
+    /// When the earliest scheduled retry is due, if any.
+    pub(crate) fn next_due(&self) -> Option<Instant> {
+        self.schedule.next_due()
+    }
+
+    /// Events waiting on the retry schedule.
+    pub(crate) fn scheduled(&self) -> u64 {
+        self.schedule.events() as u64
+    }
+
+    /// At the shutdown deadline: closes the schedule and cancels what waits on it (spilled,
+    /// with a spill file). These events had been taken and attempted: settled from flight.
+    pub(crate) fn cancel_scheduled(&self, ledger: &Ledger) {
+        let all = self.schedule.close();
+        let batch: Vec<Envelope> = all
+            .into_iter()
+            .flat_map(|r| {
+                self.release(r.bytes());
+                r.batch
+            })
+            .collect();
+        ledger.settle_all(&batch, &Outcome::Cancelled, Stage::InFlight);
     }
 
     /// Closes intake: `send` returns `Closed` from now on, and blocked producers wake.

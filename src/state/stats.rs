@@ -35,8 +35,11 @@ pub struct Stats {
     pub spilled: u64,
     /// Events waiting in the queue.
     pub queued: u64,
-    /// Events taken by a worker and not yet settled.
+    /// Events taken by a worker and not yet settled: being sent, or (see `scheduled`) waiting
+    /// on the retry schedule for their next attempt.
     pub in_flight: u64,
+    /// Of `in_flight`, the events waiting on the retry schedule (no worker holds them).
+    pub scheduled: u64,
     /// Requests that were retries of an earlier attempt.
     pub retries: u64,
     /// HTTP requests started (first attempts and retries).
@@ -204,6 +207,7 @@ impl Counters {
             spilled: total(Kind::Spilled),
             queued: submitted - started - from_queue,
             in_flight: started - from_flight,
+            scheduled: 0,
             retries: self.retries.load(Ordering::Relaxed),
             requests: self.requests.load(Ordering::Relaxed),
             bytes_sent: self.bytes_sent.load(Ordering::Relaxed),
