@@ -41,10 +41,16 @@
 //! [`Builder::on_outcome`] sees them all.
 //!
 //! Retried: connection errors, timeouts, and statuses 408, 425, 429, 500, 502, 503, 504, with
-//! exponential backoff and full jitter ([`Retry`]). A `Retry-After` answer pauses every worker.
-//! Redirects are never followed (a redirected POST would lose its body); they are `Rejected`.
-//! After 5 consecutive failed requests a [`CircuitBreaker`] stops requests for 30 s, then
-//! probes; a [`RetryBudget`] keeps retries near 10 % of first attempts.
+//! exponential backoff and full jitter ([`Retry`]). A failed request never holds a worker: its
+//! events wait on a retry schedule (inside the queue's bounds, counted `in_flight` and
+//! `scheduled` in [`Stats`]) while the worker takes other work, and whichever worker is free
+//! when they come due sends them again. A `Retry-After` answer pauses every worker. Redirects
+//! are never followed (a redirected POST would lose its body); they are `Rejected`. A
+//! [`CircuitBreaker`] stops requests to an endpoint that is dead or failing most requests (a
+//! failure rate shown above 50 % over at least 20 requests, or 5 or more requests that all
+//! failed, within 10 s) and probes it once after about a second, backing off to 10 s with
+//! jitter; a flaky endpoint failing a third of requests at random does not open it. A
+//! [`RetryBudget`] keeps retries within 50 % of first attempts plus 10 a second.
 //!
 //! # Throughput
 //!
@@ -131,8 +137,8 @@
 //! | [`Builder::connect_timeout`] | 5 s |
 //! | [`Builder::request_timeout`] | 15 s per read or write (each phase: + 1 s) |
 //! | [`Builder::shutdown_timeout`] | 3 s |
-//! | [`Builder::circuit_breaker`] | opens after 5 consecutive failures, for 30 s |
-//! | [`Builder::retry_budget`] | retries ≤ 10 % of first attempts + 10/s |
+//! | [`Builder::circuit_breaker`] | opens at a failure rate shown above 50 % over ≥ 20 requests in 10 s, or when ≥ 5 requests all failed; probes after ~1 s, doubling to 10 s, jittered |
+//! | [`Builder::retry_budget`] | retries ≤ 50 % of first attempts + 10/s |
 //! | [`Builder::exit_hook`] / [`Builder::exit_timeout`] | off / 1 s |
 //! | [`Builder::panic_hook`] / [`Builder::panic_timeout`] | off / 2 s |
 //! | [`Builder::after_shutdown`] | [`AfterShutdown::Refuse`] |

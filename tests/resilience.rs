@@ -176,12 +176,8 @@ fn shutdown_settles_a_retry_waiting_for_budget_at_once() {
 fn exhausted_retries_are_spilled_and_replayed_by_the_next_start() {
     let dir = TempDir::new("resilience-spill");
     let dead = format!("http://127.0.0.1:{}/ingest", support::closed_port());
-    let guard = posthaste::builder(dead)
-        .retry(quick().max_attempts(2))
-        .circuit_breaker(CircuitBreaker::disabled())
-        .spill_dir(dir.path())
-        .start()
-        .unwrap();
+    let guard =
+        posthaste::builder(dead).retry(quick().max_attempts(2)).spill_dir(dir.path()).start().unwrap();
     let event = json!({"order": 17, "note": "line\nbreak"});
     let receipt = guard.client().send_tracked(event.clone()).unwrap();
     assert_eq!(receipt.wait(PATIENCE), Some(Outcome::Spilled));

@@ -164,14 +164,12 @@ fn endpoint_that_refuses_connections_does_not_delay_shutdown() {
 #[test]
 fn flush_waits_for_retries_then_shutdown_has_nothing_left() {
     let sink = Sink::with(|req| if req.index < 6 { Reply::Status(503) } else { Reply::Status(200) });
-    // Six failures in a row open the circuit breaker (after 5); a short cool-down keeps the
-    // test quick, and flush waits through it. Ten attempts: however the six failures fall on
-    // the events, none runs out.
-    let breaker = posthaste::CircuitBreaker::new().cooldown(Duration::from_millis(20));
+    // Six failures in a row open the circuit breaker (5 requests, all failed); flush waits
+    // through its first probe (within a second). Ten attempts: however the six failures fall
+    // on the events, none runs out.
     let guard = posthaste::builder(sink.url())
         .workers(2)
         .retry(support::fast_retry().max_attempts(10))
-        .circuit_breaker(breaker)
         .start()
         .unwrap();
     let client = guard.client();

@@ -122,8 +122,8 @@ impl CircuitBreaker {
         self
     }
 
-    /// The longest interval between probes (at least `cooldown`, at most 1 day). Defaults to
-    /// 10 s.
+    /// The longest interval between probes (1 ms – 1 day; a `cooldown` longer than it raises
+    /// it to `cooldown`). Defaults to 10 s.
     pub fn max_cooldown(mut self, d: Duration) -> CircuitBreaker {
         self.max_cooldown = d;
         self
@@ -138,10 +138,16 @@ impl CircuitBreaker {
             );
         }
         if !(1..=1_000_000).contains(&self.min_requests) {
-            return bad("circuit_breaker.min_requests", format!("{} is not within 1..=1000000", self.min_requests));
+            return bad(
+                "circuit_breaker.min_requests",
+                format!("{} is not within 1..=1000000", self.min_requests),
+            );
         }
         if !(self.failure_rate > 0.0 && self.failure_rate <= 1.0) {
-            return bad("circuit_breaker.failure_rate", format!("{} is not within (0.0, 1.0]", self.failure_rate));
+            return bad(
+                "circuit_breaker.failure_rate",
+                format!("{} is not within (0.0, 1.0]", self.failure_rate),
+            );
         }
         if self.window < Duration::from_millis(10) || self.window > Duration::from_secs(3600) {
             return bad("circuit_breaker.window", format!("{:?} is not within 10ms..=1h", self.window));
@@ -149,19 +155,24 @@ impl CircuitBreaker {
         if self.cooldown < Duration::from_millis(1) || self.cooldown > Duration::from_secs(86_400) {
             return bad("circuit_breaker.cooldown", format!("{:?} is not within 1ms..=1day", self.cooldown));
         }
-        if self.max_cooldown < self.cooldown || self.max_cooldown > Duration::from_secs(86_400) {
+        if self.max_cooldown < Duration::from_millis(1) || self.max_cooldown > Duration::from_secs(86_400) {
             return bad(
                 "circuit_breaker.max_cooldown",
-                format!("{:?} is not within cooldown ({:?})..=1day", self.max_cooldown, self.cooldown),
+                format!("{:?} is not within 1ms..=1day", self.max_cooldown),
             );
         }
         Ok(())
     }
 
+    /// The longest interval between probes: `max_cooldown`, or `cooldown` if that is longer.
+    fn longest_wait(&self) -> Duration {
+        self.max_cooldown.max(self.cooldown)
+    }
+
     /// The wait before probe number `probe` (0 = the first after opening), for a jitter value
     /// `unit` in `[0, 1)`: between half and all of `cooldown × 2^probe`, capped.
     fn probe_wait(&self, probe: u32, unit: f64) -> Duration {
-        let interval = self.cooldown.saturating_mul(1u32 << probe.min(20)).min(self.max_cooldown);
+        let interval = self.cooldown.saturating_mul(1u32 << probe.min(20)).min(self.longest_wait());
         interval.mul_f64(0.5 + 0.5 * unit.clamp(0.0, 1.0))
     }
 }
@@ -426,7 +437,7 @@ impl Gate {
     }
 
     fn probe_lease(&self) -> Duration {
-        self.breaker_policy.max_cooldown
+        self.breaker_policy.longest_wait()
     }
 
     /// Counts a retry the budget held back (or refused).
@@ -491,11 +502,13 @@ impl Breaker {
     fn admit(&mut self, now: Instant, policy: &CircuitBreaker) -> BreakerAdmit {
         // A probe that never reported (its worker was stopped at the shutdown deadline, or is
         // stuck in a long request) stops blocking the others after the longest probe interval.
-        let lease = policy.max_cooldown;
+        let lease = policy.longest_wait();
         match self.state {
             BreakerState::Closed => BreakerAdmit::Go,
             BreakerState::Open { until } if now < until => BreakerAdmit::Wait(until),
-            BreakerState::HalfOpen { probe: Some(at) } if now < at + lease => BreakerAdmit::Probing(at + lease),
+            BreakerState::HalfOpen { probe: Some(at) } if now < at + lease => {
+                BreakerAdmit::Probing(at + lease)
+            }
             BreakerState::Open { .. } | BreakerState::HalfOpen { .. } => {
                 self.state = BreakerState::HalfOpen { probe: Some(now) };
                 BreakerAdmit::Probe
@@ -714,7 +727,10 @@ mod tests {
             for (every, n) in [(MS, 20_000u32), (200 * MS, 500)] {
                 for i in 0..n {
                     let now = t0 + every * i;
-                    assert!(!b.record(now, draw() >= 0.3, &policy, 0.5), "seed {seed}: opened at request {i}");
+                    assert!(
+                        !b.record(now, draw() >= 0.3, &policy, 0.5),
+                        "seed {seed}: opened at request {i}"
+                    );
                 }
             }
         }
@@ -907,7 +923,10 @@ mod tests {
         assert!(CircuitBreaker::new().failure_rate(1.5).validate().is_err());
         assert!(CircuitBreaker::new().min_requests(0).validate().is_err());
         assert!(CircuitBreaker::new().window(Duration::ZERO).validate().is_err());
-        assert!(CircuitBreaker::new().max_cooldown(Duration::from_millis(10)).validate().is_err());
+        assert!(CircuitBreaker::new().max_cooldown(Duration::ZERO).validate().is_err());
+        let long = CircuitBreaker::new().cooldown(60 * S);
+        assert!(long.validate().is_ok());
+        assert_eq!(long.probe_wait(0, 1.0), 60 * S, "a long cooldown raises the cap");
         assert!(RetryBudget::new().validate().is_ok());
         assert!(RetryBudget::new().ratio(-1.0).validate().is_err());
         assert!(RetryBudget::new().ratio(f64::NAN).validate().is_err());

@@ -13,14 +13,15 @@ impl Builder {
         self
     }
 
-    /// The circuit breaker. Defaults to [`CircuitBreaker::new()`]: opens after 5 consecutive
-    /// failed requests, for 30 s.
+    /// The circuit breaker. Defaults to [`CircuitBreaker::new()`]: opens at a failure rate
+    /// shown above 50 % over at least 20 requests in 10 s, or when 5 or more requests in 10 s
+    /// all failed; probes after about 1 s, then at intervals doubling to 10 s, with jitter.
     pub fn circuit_breaker(mut self, breaker: CircuitBreaker) -> Builder {
         self.config.runtime.breaker = breaker;
         self
     }
 
-    /// The retry budget. Defaults to [`RetryBudget::new()`]: retries ≤ 10 % of first attempts
+    /// The retry budget. Defaults to [`RetryBudget::new()`]: retries ≤ 50 % of first attempts
     /// plus 10 per second.
     pub fn retry_budget(mut self, budget: RetryBudget) -> Builder {
         self.config.runtime.budget = budget;
