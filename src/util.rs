@@ -21,24 +21,72 @@ pub(crate) fn base64(input: &[u8]) -> String {
     out
 }
 
-/// Replaces the password (and, if no password, the user) of a URL's userinfo with `***`.
+/// Redacts the userinfo (`user:password@`) of a URL-like string without parsing it, so that a
+/// malformed URL (`htps//u:pw@host`, `htp:/u:pw@`, `u:pw@`) is as safe to show as a
+/// well-formed one. Every place that echoes a URL a user gave (errors, `Debug`, proxies,
+/// reports, the probe) goes through here: one rule, one place.
+///
+/// The rule:
+///
+/// 1. **The userinfo ends at the last `@` of the string.** Without an `@` the string is
+///    returned as it is. Not the last `@` before the first `/`, `?` or `#`: a password may
+///    hold any of them unencoded (`http://u:pa/ss@host`, `http://u:p@ss/x@host`), and only the
+///    text after the last `@` is certainly not part of one. The price is over-redaction: an
+///    `@` in a path or query hides what precedes it (`http://h/p?to=a@b` shows as
+///    `http://***@b`).
+/// 2. **It starts after the prefix**, which is kept as written: leading whitespace, a
+///    scheme-like word (`[A-Za-z][A-Za-z0-9+.-]*`), an optional `:`, then one or more `/`
+///    (`http://`, `htps//`, `htp:/`, `//`). Without a `/` there is no prefix and the userinfo
+///    starts at the beginning (`user:pw@host`).
+/// 3. **Only the user name is kept**: the userinfo's text before its first `:`, as
+///    `user:***@`. A userinfo without `:` is a token and becomes `***@`. The user name is not
+///    kept either after a prefix of `word:` and one slash or three or more (`htp:/u:pw@h`):
+///    there `word:` may itself be the user name and the slashes the start of the password, so
+///    the whole userinfo becomes `***@`. (`word://` is read as a scheme.) An empty userinfo
+///    stays empty.
+///
+/// Whatever the input, no character between the prefix's end and the last `@` survives except
+/// a user name; the text before the first `:` of a string holds no password. Redacting a
+/// redacted string changes nothing.
 pub(crate) fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
+    let Some(at) = url.rfind('@') else {
         return url.to_string();
     };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    match authority.rfind('@') {
-        None => url.to_string(),
-        Some(at) => {
-            let userinfo = &authority[..at];
-            let user = match userinfo.find(':') {
-                Some(colon) => format!("{}:***", &userinfo[..colon]),
-                None => "***".to_string(),
-            };
-            format!("{}{}@{}", &url[..scheme_end + 3], user, &rest[at + 1..])
+    let (start, keep_user) = userinfo_start(url);
+    // The prefix holds no `@`, so `start <= at`.
+    let userinfo = &url[start..at];
+    if userinfo.is_empty() {
+        return url.to_string();
+    }
+    let shown = match userinfo.find(':') {
+        Some(colon) if keep_user => format!("{}:***", &userinfo[..colon]),
+        _ => "***".to_string(),
+    };
+    format!("{}{shown}{}", &url[..start], &url[at..])
+}
+
+/// Where the userinfo of `url` starts (after the prefix of [`redact_url`]'s rule 2), and
+/// whether its user name may be shown (rule 3).
+fn userinfo_start(url: &str) -> (usize, bool) {
+    let b = url.as_bytes();
+    let skip = |mut i: usize, f: &dyn Fn(u8) -> bool| {
+        while i < b.len() && f(b[i]) {
+            i += 1;
         }
+        i
+    };
+    let mut i = skip(0, &|c| c.is_ascii_whitespace());
+    if i < b.len() && b[i].is_ascii_alphabetic() {
+        i = skip(i, &|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'));
+    }
+    let colon = b.get(i) == Some(&b':');
+    if colon {
+        i += 1;
+    }
+    let end = skip(i, &|c| c == b'/');
+    match end - i {
+        0 => (0, true),
+        slashes => (end, !colon || slashes == 2),
     }
 }
 
@@ -106,9 +154,73 @@ mod tests {
     #[test]
     fn redacts_password_and_bare_token() {
         assert_eq!(redact_url("http://u:secret@h:1/p"), "http://u:***@h:1/p");
-        assert_eq!(redact_url("http://token@h/p@x"), "http://***@h/p@x");
-        assert_eq!(redact_url("http://h/p?a=b@c"), "http://h/p?a=b@c");
+        assert_eq!(redact_url("https://token@h/"), "https://***@h/");
+        assert_eq!(redact_url("socks5h://u:pw@[::1]:1080"), "socks5h://u:***@[::1]:1080");
+        assert_eq!(redact_url("http://:pw@h"), "http://:***@h");
+        assert_eq!(redact_url("http://u:@h"), "http://u:***@h");
+        assert_eq!(redact_url("http://@h"), "http://@h");
+        assert_eq!(redact_url("http://h:1/p?a=b"), "http://h:1/p?a=b");
         assert_eq!(redact_url("not a url"), "not a url");
+        assert_eq!(redact_url(""), "");
+    }
+
+    #[test]
+    fn userinfo_ends_at_the_last_at() {
+        // A password holding `/`, `?`, `#` or `@` unencoded.
+        assert_eq!(redact_url("http://u:pa/ss@host/p"), "http://u:***@host/p");
+        assert_eq!(redact_url("http://u:pa?ss@host"), "http://u:***@host");
+        assert_eq!(redact_url("http://u:pa#ss@host"), "http://u:***@host");
+        assert_eq!(redact_url("http://u:p@ss/word@host:1"), "http://u:***@host:1");
+        assert_eq!(redact_url("http://u:12/34@host"), "http://u:***@host");
+        // The price: an `@` in a path or query hides what precedes it.
+        assert_eq!(redact_url("http://token@h/p@x"), "http://***@x");
+        assert_eq!(redact_url("http://h/p?a=b@c"), "http://***@c");
+        assert_eq!(redact_url("http://h:1/p?x=a:b@c"), "http://h:***@c");
+    }
+
+    #[test]
+    fn malformed_prefixes() {
+        assert_eq!(redact_url("htps//u:S3CRET@host"), "htps//u:***@host");
+        assert_eq!(redact_url("//u:pw@host"), "//u:***@host");
+        assert_eq!(redact_url("http//u:pw@host"), "http//u:***@host");
+        assert_eq!(redact_url("http:/u:pw@host"), "http:/***@host");
+        assert_eq!(redact_url("htp:/user:SECRETPW@"), "htp:/***@");
+        assert_eq!(redact_url("http:///u:pw@host"), "http:///***@host");
+        assert_eq!(redact_url("user:pw@host:1"), "user:***@host:1");
+        assert_eq!(redact_url("user:pa:ss@host"), "user:***@host");
+        assert_eq!(redact_url("user:pw@"), "user:***@");
+        assert_eq!(redact_url("token@host"), "***@host");
+        assert_eq!(redact_url("http:u:pw@host"), "http:***@host");
+        assert_eq!(redact_url("user:/pa:ss@host"), "user:/***@host");
+        assert_eq!(redact_url("  http://u:pw@h "), "  http://u:***@h ");
+        assert_eq!(redact_url("http://u:p w@h"), "http://u:***@h");
+        assert_eq!(redact_url("http://u:pw@bad host:port"), "http://u:***@bad host:port");
+        assert_eq!(redact_url("http://u:p%2Fw@h"), "http://u:***@h");
+        assert_eq!(redact_url("u:pw@h://x"), "u:***@h://x");
+        assert_eq!(redact_url("ftp://user:hunter2@host/"), "ftp://user:***@host/");
+    }
+
+    #[test]
+    fn redaction_is_idempotent_and_keeps_no_password() {
+        for url in [
+            "http://u:pa/ss@host/p",
+            "htp:/user:pw@",
+            "htps//u:pw@h",
+            "user:pw@h",
+            "token@h",
+            "http://h/p?a=b@c",
+            "  x y:z@w",
+            "::@@",
+            "@",
+            "a@b@c",
+        ] {
+            let once = redact_url(url);
+            assert_eq!(redact_url(&once), once, "{url}");
+        }
+        // Whatever precedes the last `@`, a password after a `:` never survives.
+        for url in ["a:pw@b", "a/b:pw@c", "a b:pw@c", "1a://b:pw@c", "a:b:pw@c", "é:pw@c", "a:/b:pw@c"] {
+            assert!(!redact_url(url).contains("pw"), "{url} -> {}", redact_url(url));
+        }
     }
 
     #[test]
