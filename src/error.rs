@@ -13,10 +13,11 @@ use crate::event::Event;
 /// value, with secrets redacted. Nothing fails later for a reason that was knowable here.
 ///
 /// URLs are redacted without being parsed, so a malformed one is as safe as a well-formed
-/// one: everything up to the last `@` after the scheme and its slashes is the userinfo, shown
-/// as `user:***@` (or `***@` when it has no `:`, or when the scheme has one slash or three and
-/// the user name cannot be told from the password). An `@` in a path or query is taken for
-/// the end of a userinfo too: over-redacting beats leaking. Reasons never quote a password.
+/// one: the userinfo ends at the last `@`, and before it everything from the first `:` on is
+/// hidden (`htp:/u:pw@h` shows as `htp:***@h`); after a well-formed `scheme://` the user name
+/// is shown (`http://u:***@h`); a userinfo without `:` is a token, hidden whole (`***@h`). An
+/// `@` in a path or query is taken for the end of a userinfo too: over-redacting beats
+/// leaking. Reasons never quote a password.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {

@@ -22,72 +22,64 @@ pub(crate) fn base64(input: &[u8]) -> String {
 }
 
 /// Redacts the userinfo (`user:password@`) of a URL-like string without parsing it, so that a
-/// malformed URL (`htps//u:pw@host`, `htp:/u:pw@`, `u:pw@`) is as safe to show as a
+/// malformed URL (`htps//u:pw@host`, `htp:/u:pw@`, `u:pw@host`) is as safe to show as a
 /// well-formed one. Every place that echoes a URL a user gave (errors, `Debug`, proxies,
 /// reports, the probe) goes through here: one rule, one place.
 ///
 /// The rule:
 ///
 /// 1. **The userinfo ends at the last `@` of the string.** Without an `@` the string is
-///    returned as it is. Not the last `@` before the first `/`, `?` or `#`: a password may
-///    hold any of them unencoded (`http://u:pa/ss@host`, `http://u:p@ss/x@host`), and only the
-///    text after the last `@` is certainly not part of one. The price is over-redaction: an
-///    `@` in a path or query hides what precedes it (`http://h/p?to=a@b` shows as
-///    `http://***@b`).
-/// 2. **It starts after the prefix**, which is kept as written: leading whitespace, a
-///    scheme-like word (`[A-Za-z][A-Za-z0-9+.-]*`), an optional `:`, then one or more `/`
-///    (`http://`, `htps//`, `htp:/`, `//`). Without a `/` there is no prefix and the userinfo
-///    starts at the beginning (`user:pw@host`).
-/// 3. **Only the user name is kept**: the userinfo's text before its first `:`, as
-///    `user:***@`. A userinfo without `:` is a token and becomes `***@`. The user name is not
-///    kept either after a prefix of `word:` and one slash or three or more (`htp:/u:pw@h`):
-///    there `word:` may itself be the user name and the slashes the start of the password, so
-///    the whole userinfo becomes `***@`. (`word://` is read as a scheme.) An empty userinfo
-///    stays empty.
+///    returned as it is. Not at the last `@` before the first `/`, `?` or `#`: a password
+///    may hold any of them unencoded (`http://u:pa/ss@host`, `http://u:p@ss/x@host`), and
+///    only the text after the last `@` is certainly not part of one. The price is
+///    over-redaction: an `@` in a path or query hides what precedes it (`http://h/p?to=a@b`
+///    shows as `http://***@b`).
+/// 2. **Before that `@`, everything from the first `:` on is hidden**: `user:pw@host` →
+///    `user:***@host`, `htps//u:pw@host` → `htps//u:***@host`, `htp:/u:pw@` → `htp:***@`.
+///    Whatever the string, its text before its first `:` is a scheme or a user name, never
+///    a password.
+/// 3. **Except after a well-formed `scheme://`**, kept as written, where the user name that
+///    follows is shown: `http://u:pw@h` → `http://u:***@h`.
+/// 4. **A userinfo without `:` is a token** and hidden whole: `token@h` → `***@h`,
+///    `http://token@h` → `http://***@h`. So is any text that rule 2 or 3 would show but
+///    that holds an `@` (`http://tok@h:1/p@x` → `http://***@x`): the token may end there.
 ///
-/// Whatever the input, no character between the prefix's end and the last `@` survives except
-/// a user name; the text before the first `:` of a string holds no password. Redacting a
-/// redacted string changes nothing.
+/// An empty userinfo (`http://@h`) stays as it is; redacting a redacted string changes
+/// nothing.
 pub(crate) fn redact_url(url: &str) -> String {
     let Some(at) = url.rfind('@') else {
         return url.to_string();
     };
-    let (start, keep_user) = userinfo_start(url);
-    // The prefix holds no `@`, so `start <= at`.
-    let userinfo = &url[start..at];
-    if userinfo.is_empty() {
-        return url.to_string();
-    }
-    let shown = match userinfo.find(':') {
-        Some(colon) if keep_user => format!("{}:***", &userinfo[..colon]),
+    let (head, tail) = url.split_at(at);
+    let shown = match head.find(':') {
+        // Rule 3: `scheme://`, then the user name up to the userinfo's first `:`.
+        Some(colon) if is_scheme(head[..colon].trim_start()) && well_formed_slashes(&head[colon + 1..]) => {
+            let prefix = &head[..colon + 3];
+            let userinfo = &head[colon + 3..];
+            match userinfo.find(':') {
+                _ if userinfo.is_empty() => return url.to_string(),
+                Some(c) if !userinfo[..c].contains('@') => format!("{prefix}{}:***", &userinfo[..c]),
+                _ => format!("{prefix}***"),
+            }
+        }
+        // Rule 2.
+        Some(colon) if !head[..colon].contains('@') => format!("{}:***", &head[..colon]),
+        // Rule 4.
+        _ if head.is_empty() => return url.to_string(),
         _ => "***".to_string(),
     };
-    format!("{}{shown}{}", &url[..start], &url[at..])
+    format!("{shown}{tail}")
 }
 
-/// Where the userinfo of `url` starts (after the prefix of [`redact_url`]'s rule 2), and
-/// whether its user name may be shown (rule 3).
-fn userinfo_start(url: &str) -> (usize, bool) {
-    let b = url.as_bytes();
-    let skip = |mut i: usize, f: &dyn Fn(u8) -> bool| {
-        while i < b.len() && f(b[i]) {
-            i += 1;
-        }
-        i
-    };
-    let mut i = skip(0, &|c| c.is_ascii_whitespace());
-    if i < b.len() && b[i].is_ascii_alphabetic() {
-        i = skip(i, &|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'));
-    }
-    let colon = b.get(i) == Some(&b':');
-    if colon {
-        i += 1;
-    }
-    let end = skip(i, &|c| c == b'/');
-    match end - i {
-        0 => (0, true),
-        slashes => (end, !colon || slashes == 2),
-    }
+/// `ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )` (RFC 3986).
+pub(crate) fn is_scheme(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+}
+
+/// `//` and not a third `/`: what follows a scheme's `:` in a well-formed URL.
+fn well_formed_slashes(s: &str) -> bool {
+    s.starts_with("//") && !s[2..].starts_with('/')
 }
 
 /// A request key: 128 random bits as a version-4 UUID (`xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx`).
@@ -176,6 +168,9 @@ mod tests {
         assert_eq!(redact_url("http://token@h/p@x"), "http://***@x");
         assert_eq!(redact_url("http://h/p?a=b@c"), "http://***@c");
         assert_eq!(redact_url("http://h:1/p?x=a:b@c"), "http://h:***@c");
+        // What would be shown as a user name holds an `@`: it may end a token.
+        assert_eq!(redact_url("https://tok@h:1/p@x"), "https://***@x");
+        assert_eq!(redact_url("tok@h:1/p@x"), "***@x");
     }
 
     #[test]
@@ -183,15 +178,18 @@ mod tests {
         assert_eq!(redact_url("htps//u:S3CRET@host"), "htps//u:***@host");
         assert_eq!(redact_url("//u:pw@host"), "//u:***@host");
         assert_eq!(redact_url("http//u:pw@host"), "http//u:***@host");
-        assert_eq!(redact_url("http:/u:pw@host"), "http:/***@host");
-        assert_eq!(redact_url("htp:/user:SECRETPW@"), "htp:/***@");
-        assert_eq!(redact_url("http:///u:pw@host"), "http:///***@host");
+        assert_eq!(redact_url("http:/u:pw@host"), "http:***@host");
+        assert_eq!(redact_url("htp:/user:SECRETPW@"), "htp:***@");
+        assert_eq!(redact_url("http:///u:pw@host"), "http:***@host");
+        assert_eq!(redact_url("Pwtok//en@host"), "***@host");
         assert_eq!(redact_url("user:pw@host:1"), "user:***@host:1");
         assert_eq!(redact_url("user:pa:ss@host"), "user:***@host");
         assert_eq!(redact_url("user:pw@"), "user:***@");
         assert_eq!(redact_url("token@host"), "***@host");
         assert_eq!(redact_url("http:u:pw@host"), "http:***@host");
-        assert_eq!(redact_url("user:/pa:ss@host"), "user:/***@host");
+        assert_eq!(redact_url("user:/pa:ss@host"), "user:***@host");
+        // `word://` is read as a scheme, not as a user name and a password starting with `//`.
+        assert_eq!(redact_url("user://pa:ss@host"), "user://pa:***@host");
         assert_eq!(redact_url("  http://u:pw@h "), "  http://u:***@h ");
         assert_eq!(redact_url("http://u:p w@h"), "http://u:***@h");
         assert_eq!(redact_url("http://u:pw@bad host:port"), "http://u:***@bad host:port");
@@ -218,7 +216,9 @@ mod tests {
             assert_eq!(redact_url(&once), once, "{url}");
         }
         // Whatever precedes the last `@`, a password after a `:` never survives.
-        for url in ["a:pw@b", "a/b:pw@c", "a b:pw@c", "1a://b:pw@c", "a:b:pw@c", "é:pw@c", "a:/b:pw@c"] {
+        for url in
+            ["a:pw@b", "a/b:pw@c", "a b:pw@c", "1a://b:pw@c", "a:b:pw@c", "é:pw@c", "a:/b:pw@c", "pw@x:y@z"]
+        {
             assert!(!redact_url(url).contains("pw"), "{url} -> {}", redact_url(url));
         }
     }

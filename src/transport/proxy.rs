@@ -193,7 +193,7 @@ fn parse(url: &str) -> Result<Proxy, String> {
         "socks5h" => Scheme::Socks5h,
         // Echoed only when it looks like a scheme: the text before `://` of a malformed URL
         // may be a password (`u:pw@host://`).
-        other if is_scheme(other) => {
+        other if crate::util::is_scheme(other) => {
             return Err(format!("scheme {other:?} is not supported (use http, https, socks5 or socks5h)"))
         }
         _ => {
@@ -268,12 +268,6 @@ fn split_host_port(s: &str) -> Result<(String, Option<u16>), String> {
         },
     };
     Ok((host.to_ascii_lowercase(), port))
-}
-
-/// `ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )` (RFC 3986).
-fn is_scheme(s: &str) -> bool {
-    s.starts_with(|c: char| c.is_ascii_alphabetic())
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
 }
 
 fn valid_host_name(h: &str) -> bool {
