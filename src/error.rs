@@ -11,12 +11,20 @@ use crate::event::Event;
 ///
 /// Every variant names the option (or environment variable) it came from and the offending
 /// value, with secrets redacted. Nothing fails later for a reason that was knowable here.
+///
+/// URLs are redacted without being parsed, so a malformed one is as safe as a well-formed
+/// one: the userinfo ends at the last `@`, and before it everything from the first `:` on is
+/// hidden (`htp:/u:pw@h` shows as `htp:***@h`); after a well-formed `scheme://` the user name
+/// is shown (`http://u:***@h`); a userinfo without `:` is a token, hidden whole (`***@h`). An
+/// `@` in a path or query is taken for the end of a userinfo too: over-redacting beats
+/// leaking. Reasons never quote a password.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
     /// The endpoint URL could not be parsed or is not `http://` / `https://`.
     InvalidUrl {
-        /// The URL as given, with any `user:password@` part redacted.
+        /// The URL as given, its userinfo redacted even when the URL is malformed:
+        /// `user:***@`, or `***@` for a user name alone (see [`Error`]).
         url: String,
         /// What is wrong with it.
         reason: String,
@@ -40,7 +48,7 @@ pub enum Error {
     InvalidProxy {
         /// Where it came from: `"Builder::proxy"` or the environment variable's name.
         source: String,
-        /// The URL with the password redacted.
+        /// The URL as given, redacted like [`Error::InvalidUrl`]'s.
         url: String,
         /// What is wrong with it.
         reason: String,

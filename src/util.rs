@@ -21,25 +21,65 @@ pub(crate) fn base64(input: &[u8]) -> String {
     out
 }
 
-/// Replaces the password (and, if no password, the user) of a URL's userinfo with `***`.
+/// Redacts the userinfo (`user:password@`) of a URL-like string without parsing it, so that a
+/// malformed URL (`htps//u:pw@host`, `htp:/u:pw@`, `u:pw@host`) is as safe to show as a
+/// well-formed one. Every place that echoes a URL a user gave (errors, `Debug`, proxies,
+/// reports, the probe) goes through here: one rule, one place.
+///
+/// The rule:
+///
+/// 1. **The userinfo ends at the last `@` of the string.** Without an `@` the string is
+///    returned as it is. Not at the last `@` before the first `/`, `?` or `#`: a password
+///    may hold any of them unencoded (`http://u:pa/ss@host`, `http://u:p@ss/x@host`), and
+///    only the text after the last `@` is certainly not part of one. The price is
+///    over-redaction: an `@` in a path or query hides what precedes it (`http://h/p?to=a@b`
+///    shows as `http://***@b`).
+/// 2. **Before that `@`, everything from the first `:` on is hidden**: `user:pw@host` →
+///    `user:***@host`, `htps//u:pw@host` → `htps//u:***@host`, `htp:/u:pw@` → `htp:***@`.
+///    Whatever the string, its text before its first `:` is a scheme or a user name, never
+///    a password.
+/// 3. **Except after a well-formed `scheme://`**, kept as written, where the user name that
+///    follows is shown: `http://u:pw@h` → `http://u:***@h`.
+/// 4. **A userinfo without `:` is a token** and hidden whole: `token@h` → `***@h`,
+///    `http://token@h` → `http://***@h`. So is any text that rule 2 or 3 would show but
+///    that holds an `@` (`http://tok@h:1/p@x` → `http://***@x`): the token may end there.
+///
+/// An empty userinfo (`http://@h`) stays as it is; redacting a redacted string changes
+/// nothing.
 pub(crate) fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
+    let Some(at) = url.rfind('@') else {
         return url.to_string();
     };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    match authority.rfind('@') {
-        None => url.to_string(),
-        Some(at) => {
-            let userinfo = &authority[..at];
-            let user = match userinfo.find(':') {
-                Some(colon) => format!("{}:***", &userinfo[..colon]),
-                None => "***".to_string(),
-            };
-            format!("{}{}@{}", &url[..scheme_end + 3], user, &rest[at + 1..])
+    let (head, tail) = url.split_at(at);
+    let shown = match head.find(':') {
+        // Rule 3: `scheme://`, then the user name up to the userinfo's first `:`.
+        Some(colon) if is_scheme(head[..colon].trim_start()) && well_formed_slashes(&head[colon + 1..]) => {
+            let prefix = &head[..colon + 3];
+            let userinfo = &head[colon + 3..];
+            match userinfo.find(':') {
+                _ if userinfo.is_empty() => return url.to_string(),
+                Some(c) if !userinfo[..c].contains('@') => format!("{prefix}{}:***", &userinfo[..c]),
+                _ => format!("{prefix}***"),
+            }
         }
-    }
+        // Rule 2.
+        Some(colon) if !head[..colon].contains('@') => format!("{}:***", &head[..colon]),
+        // Rule 4.
+        _ if head.is_empty() => return url.to_string(),
+        _ => "***".to_string(),
+    };
+    format!("{shown}{tail}")
+}
+
+/// `ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )` (RFC 3986).
+pub(crate) fn is_scheme(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+}
+
+/// `//` and not a third `/`: what follows a scheme's `:` in a well-formed URL.
+fn well_formed_slashes(s: &str) -> bool {
+    s.starts_with("//") && !s[2..].starts_with('/')
 }
 
 /// A request key: 128 random bits as a version-4 UUID (`xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx`).
@@ -106,9 +146,81 @@ mod tests {
     #[test]
     fn redacts_password_and_bare_token() {
         assert_eq!(redact_url("http://u:secret@h:1/p"), "http://u:***@h:1/p");
-        assert_eq!(redact_url("http://token@h/p@x"), "http://***@h/p@x");
-        assert_eq!(redact_url("http://h/p?a=b@c"), "http://h/p?a=b@c");
+        assert_eq!(redact_url("https://token@h/"), "https://***@h/");
+        assert_eq!(redact_url("socks5h://u:pw@[::1]:1080"), "socks5h://u:***@[::1]:1080");
+        assert_eq!(redact_url("http://:pw@h"), "http://:***@h");
+        assert_eq!(redact_url("http://u:@h"), "http://u:***@h");
+        assert_eq!(redact_url("http://@h"), "http://@h");
+        assert_eq!(redact_url("http://h:1/p?a=b"), "http://h:1/p?a=b");
         assert_eq!(redact_url("not a url"), "not a url");
+        assert_eq!(redact_url(""), "");
+    }
+
+    #[test]
+    fn userinfo_ends_at_the_last_at() {
+        // A password holding `/`, `?`, `#` or `@` unencoded.
+        assert_eq!(redact_url("http://u:pa/ss@host/p"), "http://u:***@host/p");
+        assert_eq!(redact_url("http://u:pa?ss@host"), "http://u:***@host");
+        assert_eq!(redact_url("http://u:pa#ss@host"), "http://u:***@host");
+        assert_eq!(redact_url("http://u:p@ss/word@host:1"), "http://u:***@host:1");
+        assert_eq!(redact_url("http://u:12/34@host"), "http://u:***@host");
+        // The price: an `@` in a path or query hides what precedes it.
+        assert_eq!(redact_url("http://token@h/p@x"), "http://***@x");
+        assert_eq!(redact_url("http://h/p?a=b@c"), "http://***@c");
+        assert_eq!(redact_url("http://h:1/p?x=a:b@c"), "http://h:***@c");
+        // What would be shown as a user name holds an `@`: it may end a token.
+        assert_eq!(redact_url("https://tok@h:1/p@x"), "https://***@x");
+        assert_eq!(redact_url("tok@h:1/p@x"), "***@x");
+    }
+
+    #[test]
+    fn malformed_prefixes() {
+        assert_eq!(redact_url("htps//u:S3CRET@host"), "htps//u:***@host");
+        assert_eq!(redact_url("//u:pw@host"), "//u:***@host");
+        assert_eq!(redact_url("http//u:pw@host"), "http//u:***@host");
+        assert_eq!(redact_url("http:/u:pw@host"), "http:***@host");
+        assert_eq!(redact_url("htp:/user:SECRETPW@"), "htp:***@");
+        assert_eq!(redact_url("http:///u:pw@host"), "http:***@host");
+        assert_eq!(redact_url("Pwtok//en@host"), "***@host");
+        assert_eq!(redact_url("user:pw@host:1"), "user:***@host:1");
+        assert_eq!(redact_url("user:pa:ss@host"), "user:***@host");
+        assert_eq!(redact_url("user:pw@"), "user:***@");
+        assert_eq!(redact_url("token@host"), "***@host");
+        assert_eq!(redact_url("http:u:pw@host"), "http:***@host");
+        assert_eq!(redact_url("user:/pa:ss@host"), "user:***@host");
+        // `word://` is read as a scheme, not as a user name and a password starting with `//`.
+        assert_eq!(redact_url("user://pa:ss@host"), "user://pa:***@host");
+        assert_eq!(redact_url("  http://u:pw@h "), "  http://u:***@h ");
+        assert_eq!(redact_url("http://u:p w@h"), "http://u:***@h");
+        assert_eq!(redact_url("http://u:pw@bad host:port"), "http://u:***@bad host:port");
+        assert_eq!(redact_url("http://u:p%2Fw@h"), "http://u:***@h");
+        assert_eq!(redact_url("u:pw@h://x"), "u:***@h://x");
+        assert_eq!(redact_url("ftp://user:hunter2@host/"), "ftp://user:***@host/");
+    }
+
+    #[test]
+    fn redaction_is_idempotent_and_keeps_no_password() {
+        for url in [
+            "http://u:pa/ss@host/p",
+            "htp:/user:pw@",
+            "htps//u:pw@h",
+            "user:pw@h",
+            "token@h",
+            "http://h/p?a=b@c",
+            "  x y:z@w",
+            "::@@",
+            "@",
+            "a@b@c",
+        ] {
+            let once = redact_url(url);
+            assert_eq!(redact_url(&once), once, "{url}");
+        }
+        // Whatever precedes the last `@`, a password after a `:` never survives.
+        for url in
+            ["a:pw@b", "a/b:pw@c", "a b:pw@c", "1a://b:pw@c", "a:b:pw@c", "é:pw@c", "a:/b:pw@c", "pw@x:y@z"]
+        {
+            assert!(!redact_url(url).contains("pw"), "{url} -> {}", redact_url(url));
+        }
     }
 
     #[test]

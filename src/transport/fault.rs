@@ -4,6 +4,7 @@
 use std::io;
 
 use super::proxy::Scheme;
+use crate::util::redact_url;
 
 /// A request that produced no HTTP answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,7 +116,8 @@ pub(crate) fn map(e: ureq::Error, hops: &Hops) -> Fault {
             "{}: response headers too large ({got} > {max} bytes)",
             hops.endpoint_hop()
         )),
-        other => Fault::permanent(format!("{}: {other}", hops.endpoint_hop())),
+        // ureq's `BadUri` quotes the endpoint's URL, userinfo included.
+        other => Fault::permanent(format!("{}: {}", hops.endpoint_hop(), redact_url(&other.to_string()))),
     }
 }
 
@@ -311,6 +313,8 @@ mod tests {
         let f =
             map(ureq::Error::ConnectProxyFailed("proxy server responded 502/Bad Gateway".into()), &direct);
         assert!(f.transient);
+        let f = map(ureq::Error::BadUri("http://u:hunter2@h/ is missing scheme".into()), &direct);
+        assert!(!f.transient && !f.reason.contains("hunter2"), "{f:?}");
     }
 
     #[test]

@@ -13,7 +13,9 @@ use crate::error::Error;
 /// `user:password@` credentials (percent-decoded).
 ///
 /// Usually given as a URL to [`Builder::proxy`](crate::Builder::proxy); parse one yourself to
-/// check it early or to inspect it. `Debug` and `Display` never show the password.
+/// check it early or to inspect it. `Debug` and `Display` never show the password, nor a user
+/// name given without one (`http://token@proxy` shows as `http://***@proxy:80`: it may be a
+/// token), the same way posthaste's errors show URLs.
 ///
 /// | scheme | how it is used | default port |
 /// |---|---|---|
@@ -155,15 +157,17 @@ impl Proxy {
 }
 
 impl fmt::Display for Proxy {
+    /// The URL, credentials percent-encoded, through `redact_url` like every URL posthaste
+    /// shows: `user:***@` with a password, `***@` for a user name alone.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}://", self.scheme.name())?;
-        match (&self.username, &self.password) {
-            (Some(u), Some(_)) => write!(f, "{u}:***@")?,
-            (Some(u), None) => write!(f, "{u}@")?,
-            (None, Some(_)) => write!(f, ":***@")?,
-            (None, None) => {}
-        }
-        f.write_str(&self.authority())
+        let userinfo = match (&self.username, &self.password) {
+            (Some(u), Some(p)) => format!("{}:{}@", percent_encode(u), percent_encode(p)),
+            (Some(u), None) => format!("{}@", percent_encode(u)),
+            (None, Some(p)) => format!(":{}@", percent_encode(p)),
+            (None, None) => String::new(),
+        };
+        let url = format!("{}://{userinfo}{}", self.scheme.name(), self.authority());
+        f.write_str(&crate::util::redact_url(&url))
     }
 }
 
@@ -187,8 +191,13 @@ fn parse(url: &str) -> Result<Proxy, String> {
         "https" => Scheme::Https,
         "socks5" => Scheme::Socks5,
         "socks5h" => Scheme::Socks5h,
-        other => {
+        // Echoed only when it looks like a scheme: the text before `://` of a malformed URL
+        // may be a password (`u:pw@host://`).
+        other if crate::util::is_scheme(other) => {
             return Err(format!("scheme {other:?} is not supported (use http, https, socks5 or socks5h)"))
+        }
+        _ => {
+            return Err("the text before \"://\" is not a scheme (use http, https, socks5 or socks5h)".into())
         }
     };
     let rest = rest.strip_suffix('/').unwrap_or(rest);
@@ -267,6 +276,7 @@ fn valid_host_name(h: &str) -> bool {
         && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
 }
 
+/// Decodes `%XX` escapes. Errors never quote the text: it may be a password.
 fn percent_decode(s: &str) -> Result<String, String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -275,7 +285,7 @@ fn percent_decode(s: &str) -> Result<String, String> {
         if bytes[i] == b'%' {
             let hex = bytes.get(i + 1..i + 3).ok_or("truncated %-escape")?;
             let hex = std::str::from_utf8(hex).map_err(|_| "bad %-escape")?;
-            out.push(u8::from_str_radix(hex, 16).map_err(|_| format!("bad %-escape %{hex}"))?);
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| "bad %-escape (not two hex digits)")?);
             i += 3;
         } else {
             out.push(bytes[i]);
@@ -283,6 +293,20 @@ fn percent_decode(s: &str) -> Result<String, String> {
         }
     }
     String::from_utf8(out).map_err(|_| "not UTF-8 after %-decoding".to_string())
+}
+
+/// Encodes every byte but RFC 3986's unreserved and sub-delims characters, for showing a user
+/// name or password inside a URL (`:`, `@`, `/`, `%` and spaces included).
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// What the builder was told about proxies.
@@ -300,6 +324,7 @@ pub(crate) enum ProxyChoice {
 /// A proxy URL that did not parse, kept until `start()` reports it.
 #[derive(Clone, Debug)]
 pub(crate) struct ParseFailure {
+    /// Already through `redact_url`.
     pub(crate) url: String,
     pub(crate) reason: String,
 }
@@ -512,7 +537,7 @@ mod tests {
         assert_eq!((p.scheme(), p.host(), p.port()), ("http", "proxy.corp", 3128));
         assert_eq!(p.username(), Some("u:x"));
         assert_eq!(p.password.as_deref(), Some("p@ss+w"));
-        assert_eq!(format!("{p}"), "http://u:x:***@proxy.corp:3128");
+        assert_eq!(format!("{p}"), "http://u%3Ax:***@proxy.corp:3128");
         assert!(!format!("{p:?}").contains("p@ss"));
         assert_eq!(Proxy::parse("proxy:8080").unwrap().scheme(), "http");
         assert_eq!(Proxy::parse("https://p").unwrap().port(), 443);
@@ -522,6 +547,19 @@ mod tests {
         let v6 = Proxy::parse("http://[::1]:3128").unwrap();
         assert_eq!((v6.host(), v6.authority()), ("::1", "[::1]:3128".to_string()));
         assert_eq!(Proxy::parse("http://tok@p:1").unwrap().username(), Some("tok"));
+    }
+
+    #[test]
+    fn display_goes_through_the_redaction_rule() {
+        let shown = |url: &str| Proxy::parse(url).unwrap().to_string();
+        assert_eq!(shown("http://tok@p:1"), "http://***@p:1");
+        assert_eq!(shown("socks5://:pw@p"), "socks5://:***@p:1080");
+        assert_eq!(shown("https://a%40b:p%40ss%2Fx@[::1]:8443"), "https://a%40b:***@[::1]:8443");
+        assert_eq!(shown("u:pw@p:3"), "http://u:***@p:3");
+        assert_eq!(shown("u:pw with spaces@p:3"), "http://u:***@p:3");
+        assert_eq!(shown("p:3"), "http://p:3");
+        let p = Proxy::parse("http://us%20er:hunter2@p:1").unwrap();
+        assert!(!format!("{p} {p:?}").contains("hunter2"), "{p:?}");
     }
 
     #[test]
@@ -547,6 +585,20 @@ mod tests {
             text.contains("HTTPS_PROXY") && text.contains("user:***") && !text.contains("hunter2"),
             "{text}"
         );
+        // Reasons never quote what may be a password: the text before `://`, bad escapes.
+        for (bad, secret) in [
+            ("u:hunter2@p://x", "hunter2"),
+            ("user:hunter2@p:1://", "hunter2"),
+            ("http://u:ab%zzcd@p", "zz"),
+            ("http://u:%4@p", "%4"),
+            ("htp:/user:hunter2@", "hunter2"),
+            ("http://u:hunter2@p:x", "hunter2"),
+        ] {
+            let e = Proxy::parse_from(bad, "Builder::proxy").unwrap_err();
+            let text = format!("{e} {e:?}");
+            assert!(!text.contains(secret), "{bad}: {text}");
+        }
+        assert!(parse("gopher://p").unwrap_err().contains("\"gopher\""));
     }
 
     #[test]

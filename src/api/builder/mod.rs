@@ -191,4 +191,18 @@ mod tests {
         let b = builder("https://h/").proxy("http://u:proxypw@p:x");
         assert!(!format!("{b:?}").contains("proxypw"));
     }
+
+    #[test]
+    fn debug_hides_secrets_of_malformed_urls() {
+        for url in
+            ["htps//u:S3CRET@host", "htp:/user:S3CRET@", "u:S3CRET@h:1", "http://u:S3/CRET@h", "S3CRET@h"]
+        {
+            let s = format!("{:?}", builder(url));
+            assert!(!s.contains("S3") && !s.contains("CRET"), "{s}");
+            let s = format!("{:?}", builder("http://h/").proxy(url));
+            assert!(!s.contains("S3") && !s.contains("CRET"), "{s}");
+        }
+        let s = format!("{:?}", builder("htps//u:S3CRET@host"));
+        assert!(s.contains("\"htps//u:***@host\""), "{s}");
+    }
 }
