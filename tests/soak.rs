@@ -70,7 +70,9 @@ fn soak_200k_events_through_503s_and_dropped_connections() {
     for id in 0..EVENTS {
         // Bounded in time too: each send waits at most 60 s, the whole loop at most LIMIT.
         assert!(began.elapsed() < LIMIT, "only {id} events accepted within {LIMIT:?}: {:?}", guard.stats());
-        client.send(json!({"id": id, "pad": "soak-soak-soak-soak"})).expect("accepted");
+        if let Err(e) = client.send(json!({"id": id, "pad": "soak-soak-soak-soak"})) {
+            panic!("event {id} not accepted ({e:?}) after {:?}: {:?}", began.elapsed(), guard.stats());
+        }
     }
     assert!(guard.flush(LIMIT.saturating_sub(began.elapsed())), "not all settled: {:?}", guard.stats());
     let elapsed = began.elapsed();
