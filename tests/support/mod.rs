@@ -1,12 +1,16 @@
-//! Shared test support: the scripted loopback sink and small helpers.
+//! Shared test support: the scripted loopback sink, its run-time fault switch, and small
+//! helpers.
 
 #![allow(dead_code)] // Each test binary uses a different part of it.
 
 pub mod conns;
+pub mod faults;
 pub mod proxy;
 pub mod sink;
 pub mod tls;
 
+#[allow(unused_imports)]
+pub use faults::Faults;
 #[allow(unused_imports)]
 pub use sink::{Progress, Reply, Request, Sink};
 
