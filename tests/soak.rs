@@ -5,9 +5,11 @@
 //! of failures come as often as chance makes them. posthaste runs with its defaults for
 //! retries, the circuit breaker and the retry budget, as its users get them.
 //!
-//! Checks: every event delivered, nothing unaccounted (the invariant, and nothing failed,
-//! dropped, cancelled, abandoned or spilled), each event stored exactly once plus once per
-//! connection dropped on it, and posthaste's request count equal to the sink's.
+//! Checks: nothing unaccounted (the invariant; nothing dropped, cancelled, abandoned or
+//! spilled); every event delivered except the rare one whose every attempt failed (with 25 %
+//! of requests failing, about one run in five has such an event: settled `Failed`, counted,
+//! and checked against the sink's own record); each event stored once per 2xx answered for it
+//! plus once per connection dropped on it; posthaste's request count equal to the sink's.
 //!
 //! Ignored by default (it takes a while); `.ci/run` runs it in release mode.
 
@@ -38,9 +40,10 @@ fn counters() -> Arc<Vec<AtomicU32>> {
 #[test]
 #[ignore = "soak: run by .ci/run via cargo test --release -- --ignored soak"]
 fn soak_200k_events_through_503s_and_dropped_connections() {
-    let (stored, unavailable, dropped) = (counters(), counters(), counters());
+    let (stored, unavailable, dropped, answered_ok) = (counters(), counters(), counters(), counters());
     let sink = {
-        let (stored, unavailable, dropped) = (stored.clone(), unavailable.clone(), dropped.clone());
+        let (stored, unavailable, dropped, answered_ok) =
+            (stored.clone(), unavailable.clone(), dropped.clone(), answered_ok.clone());
         Sink::counting(move |req| {
             let id = req.json()["id"].as_u64().expect("an id") as usize;
             let draw = unit(SEED, req.index);
@@ -54,6 +57,7 @@ fn soak_200k_events_through_503s_and_dropped_connections() {
                 Reply::Close
             } else {
                 stored[id].fetch_add(1, Ordering::Relaxed);
+                answered_ok[id].fetch_add(1, Ordering::Relaxed);
                 Reply::Status(200)
             }
         })
@@ -81,18 +85,26 @@ fn soak_200k_events_through_503s_and_dropped_connections() {
 
     assert_invariant(&s);
     assert_eq!(s.submitted, EVENTS as u64);
-    assert_eq!(s.delivered, EVENTS as u64, "{s:?}");
-    assert_eq!((s.failed, s.dropped, s.cancelled, s.abandoned, s.spilled), (0, 0, 0, 0, 0), "{s:?}");
+    assert_eq!(s.delivered + s.failed, EVENTS as u64, "{s:?}");
+    assert!(s.failed <= 3, "a few events at most may fail every attempt: {s:?}");
+    assert_eq!((s.dropped, s.cancelled, s.abandoned, s.spilled), (0, 0, 0, 0), "{s:?}");
     assert_eq!(s.requests, sink.count(), "every request posthaste made reached the sink, and no other");
     assert_eq!(s.retries, s.requests - EVENTS as u64);
 
-    let mut duplicates = 0;
+    let (mut duplicates, mut never_acknowledged) = (0, 0);
     for id in 0..EVENTS {
         let (st, dr) = (stored[id].load(Ordering::Relaxed), dropped[id].load(Ordering::Relaxed));
-        assert!(st >= 1, "event {id} never stored");
-        assert_eq!(st, 1 + dr, "event {id}: duplicates only where a connection was dropped after storing");
+        let ok = answered_ok[id].load(Ordering::Relaxed);
+        assert!(ok <= 1, "event {id} was acknowledged {ok} times: sent again after a 2xx");
+        assert_eq!(
+            st,
+            ok + dr,
+            "event {id}: stored once per 2xx plus once per connection dropped after storing"
+        );
+        never_acknowledged += u64::from(ok == 0);
         duplicates += u64::from(dr);
     }
+    assert_eq!(never_acknowledged, s.failed, "exactly the failed events were never acknowledged");
     let unavailable: u64 = unavailable.iter().map(|c| u64::from(c.load(Ordering::Relaxed))).sum();
     assert!(duplicates > 0 && unavailable > 0, "the faults happened");
     eprintln!(
