@@ -50,8 +50,7 @@ pub(crate) struct Threads {
 impl Shared {
     pub(crate) fn new(options: RuntimeOptions, transport: Transport, spill: Option<Arc<Spill>>) -> Shared {
         let (shutdown_tx, shutdown_rx) = crossbeam_channel::bounded(0);
-        let queue =
-            Queue::new(options.queue_capacity, options.queue_bytes, options.overflow, shutdown_rx.clone());
+        let queue = Queue::new(options.queue_capacity, options.queue_bytes, options.overflow);
         let ledger = Ledger::new(options.on_outcome.clone(), spill);
         let gate = Gate::new(&options.breaker, &options.budget);
         let slots = (0..options.workers).map(|_| Slot::default()).collect();

@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Select, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 use parking_lot::{Condvar, Mutex};
 
 use crate::state::ledger::Ledger;
@@ -60,8 +60,6 @@ struct PaddedUsize(AtomicUsize);
 pub(crate) struct Queue {
     tx: Sender<Envelope>,
     rx: Receiver<Envelope>,
-    /// Closed when shutdown begins; never sent on. Lets blocked producers wake.
-    shutdown_rx: Receiver<()>,
     policy: Overflow,
     capacity: usize,
     max_bytes: usize,
@@ -76,17 +74,11 @@ pub(crate) struct Queue {
 }
 
 impl Queue {
-    pub(crate) fn new(
-        capacity: usize,
-        max_bytes: usize,
-        policy: Overflow,
-        shutdown_rx: Receiver<()>,
-    ) -> Queue {
+    pub(crate) fn new(capacity: usize, max_bytes: usize, policy: Overflow) -> Queue {
         let (tx, rx) = crossbeam_channel::bounded(capacity);
         Queue {
             tx,
             rx,
-            shutdown_rx,
             policy,
             capacity,
             max_bytes,
@@ -197,54 +189,58 @@ impl Queue {
 
     fn push_blocking(
         &self,
-        env: Envelope,
+        mut env: Envelope,
         deadline: Option<Instant>,
         ledger: &Ledger,
     ) -> Result<(), PushError> {
-        if !self.try_reserve(env.size) && !self.wait_for_bytes(env.size, deadline) {
-            return Err(if self.is_closed() { PushError::Closed(env) } else { self.drop_new(env, ledger) });
-        }
-        let mut sel = Select::new();
-        let send_index = sel.send(&self.tx);
-        let shut_index = sel.recv(&self.shutdown_rx);
-        let oper = match deadline {
-            None => sel.select(),
-            Some(at) => match sel.select_deadline(at) {
-                Ok(oper) => oper,
-                Err(_) => {
-                    self.release(env.size);
-                    return Err(self.drop_new(env, ledger));
-                }
-            },
-        };
-        if oper.index() == send_index {
-            ledger.counters.submitted();
-            match oper.send(&self.tx, env) {
-                Ok(()) => Ok(()),
-                // Unreachable while the queue owns a receiver, but handled, not assumed.
-                Err(e) => {
-                    let env = e.into_inner();
-                    self.release(env.size);
-                    ledger.settle(&env, &Outcome::Dropped, Stage::Queued);
-                    Err(PushError::Full(env))
+        loop {
+            if self.try_reserve(env.size) {
+                // Counted before it can be seen in the channel (see stats.rs on ordering).
+                ledger.counters.submitted();
+                match self.tx.try_send(env) {
+                    Ok(()) => return Ok(()),
+                    Err(TrySendError::Full(back)) | Err(TrySendError::Disconnected(back)) => {
+                        ledger.counters.unsubmitted();
+                        self.release(back.size);
+                        env = back;
+                    }
                 }
             }
-        } else {
-            debug_assert_eq!(oper.index(), shut_index);
-            let _ = oper.recv(&self.shutdown_rx);
-            self.release(env.size);
-            Err(PushError::Closed(env))
+            if self.is_closed() {
+                return Err(PushError::Closed(env));
+            }
+            if !self.wait_for_room(env.size, deadline) {
+                return Err(if self.is_closed() {
+                    PushError::Closed(env)
+                } else {
+                    self.drop_new(env, ledger)
+                });
+            }
         }
     }
 
-    /// Waits until `size` bytes fit, shutdown begins, or `deadline`. True if reserved.
-    fn wait_for_bytes(&self, size: usize, deadline: Option<Instant>) -> bool {
+    /// The queue length at or under which a producer waiting for room is woken: a quarter of
+    /// the capacity below full. Waking a waiting producer for every event taken would make it
+    /// and the workers trade the CPU once per event; waking it when a quarter has drained lets
+    /// it refill that quarter in one go.
+    fn low_water(&self) -> usize {
+        self.capacity - self.capacity / 4
+    }
+
+    /// Waits until an event of `size` bytes may fit (the queue has drained to its low-water
+    /// mark, or is far from full, and the bytes fit), intake closes, or `deadline`. True if
+    /// it is worth trying again.
+    fn wait_for_room(&self, size: usize, deadline: Option<Instant>) -> bool {
         // SeqCst pairs with `release`: either the releaser sees us waiting and notifies under
-        // the lock, or we see the freed bytes on our next check.
+        // the lock, or we see the room it made on our next check.
         self.waiters.fetch_add(1, Ordering::SeqCst);
         let mut guard = self.space_lock.lock();
-        let reserved = loop {
-            if self.try_reserve(size) {
+        let room = loop {
+            let scheduled = self.schedule.events();
+            let len = self.tx.len() + scheduled;
+            let bytes = self.bytes.0.load(Ordering::SeqCst);
+            if len <= self.low_water().min(self.capacity - 1) && bytes.saturating_add(size) <= self.max_bytes
+            {
                 break true;
             }
             if self.is_closed() {
@@ -260,7 +256,7 @@ impl Queue {
         };
         drop(guard);
         self.waiters.fetch_sub(1, Ordering::SeqCst);
-        reserved
+        room
     }
 
     fn try_reserve(&self, size: usize) -> bool {
@@ -281,10 +277,13 @@ impl Queue {
         }
     }
 
-    /// Returns `size` bytes to the budget (an event left the queue).
+    /// Returns `size` bytes to the budget (an event left the queue). Wakes waiting producers
+    /// once the queue has drained to its low-water mark.
     pub(crate) fn release(&self, size: usize) {
         self.bytes.0.fetch_sub(size, Ordering::SeqCst);
-        if self.waiters.load(Ordering::SeqCst) > 0 {
+        if self.waiters.load(Ordering::SeqCst) > 0
+            && self.tx.len() + self.schedule.events() <= self.low_water().min(self.capacity - 1)
+        {
             let _guard = self.space_lock.lock();
             self.space.notify_all();
         }
@@ -389,5 +388,72 @@ impl Backlog {
         let rest: Vec<Envelope> = self.items.lock().drain(..).collect();
         self.left.store(0, Ordering::Release);
         ledger.settle_all(&rest, &Outcome::Cancelled, Stage::Queued);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Event;
+
+    fn env(i: u64) -> Envelope {
+        Envelope { event: Event::from(serde_json::json!(i)), size: 10, receipt: None }
+    }
+
+    /// What a worker does with an event it takes.
+    fn take(q: &Queue) -> Envelope {
+        let env = q.receiver().try_recv().expect("queued");
+        q.release(env.size);
+        env
+    }
+
+    #[test]
+    fn low_water_is_a_quarter_below_full() {
+        for (capacity, low) in [(1, 1), (2, 2), (4, 3), (8, 6), (10_000, 7_500)] {
+            assert_eq!(Queue::new(capacity, 1 << 20, Overflow::Block).low_water(), low, "{capacity}");
+        }
+    }
+
+    #[test]
+    fn a_blocked_producer_refills_once_the_queue_has_drained_to_low_water() {
+        let q = std::sync::Arc::new(Queue::new(8, 1 << 20, Overflow::Block));
+        let ledger = std::sync::Arc::new(Ledger::new(None, None));
+        for i in 0..8 {
+            assert!(q.push(env(i), &ledger).is_ok());
+        }
+        let producer = {
+            let (q, ledger) = (q.clone(), ledger.clone());
+            std::thread::spawn(move || q.push(env(8), &ledger).is_ok())
+        };
+        // Two taken: 6 left, the low-water mark. The producer must get in now.
+        take(&q);
+        take(&q);
+        assert!(producer.join().unwrap(), "pushed once drained");
+        let s = ledger.counters.snapshot(q.queued_bytes());
+        assert_eq!((s.submitted, s.dropped), (9, 0));
+        assert_eq!(q.receiver().len(), 7);
+    }
+
+    #[test]
+    fn block_for_gives_up_at_its_deadline_and_counts_a_drop() {
+        let q = Queue::new(1, 1 << 20, Overflow::BlockFor(Duration::from_millis(1)));
+        let ledger = Ledger::new(None, None);
+        assert!(q.push(env(0), &ledger).is_ok());
+        assert!(matches!(q.push(env(1), &ledger), Err(PushError::Full(_))));
+        let s = ledger.counters.snapshot(q.queued_bytes());
+        assert_eq!((s.submitted, s.dropped, s.queued), (2, 1, 1));
+    }
+
+    #[test]
+    fn closing_wakes_a_blocked_producer() {
+        let q = std::sync::Arc::new(Queue::new(1, 1 << 20, Overflow::Block));
+        let ledger = std::sync::Arc::new(Ledger::new(None, None));
+        assert!(q.push(env(0), &ledger).is_ok());
+        let producer = {
+            let (q, ledger) = (q.clone(), ledger.clone());
+            std::thread::spawn(move || matches!(q.push(env(1), &ledger), Err(PushError::Closed(_))))
+        };
+        q.close();
+        assert!(producer.join().unwrap());
     }
 }
