@@ -123,6 +123,12 @@
 //! collector:443: 407 Proxy Authentication Required: …`. Refused connections and DNS failures
 //! are retried. [`Client::probe`] diagnoses the whole path in one call.
 //!
+//! # Configuration from the environment
+//!
+//! [`from_env`] reads a documented table of `POSTHASTE_*` variables (endpoint, workers, queue,
+//! overflow, batching, gzip, token, headers, proxy, CA file, client certificate, timeouts, spill
+//! directory, exit hook) into a [`Builder`]; builder calls after it override the environment.
+//!
 //! # Defaults
 //!
 //! | option | default |
@@ -168,7 +174,7 @@ mod state;
 mod transport;
 mod util;
 
-pub use api::{builder, Builder, Client, Dangerous, Guard};
+pub use api::{builder, from_env, Builder, Client, Dangerous, Guard};
 pub use error::{Error, SendError};
 pub use event::Event;
 pub use policy::encode::{Batch, CustomEncoding, Encoding, Events, Gzip, Idempotency, Template};
