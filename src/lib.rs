@@ -137,6 +137,7 @@
 //! | [`Builder::content_type`] | `application/json` |
 //! | [`Builder::workers`] | 2 |
 //! | [`Builder::queue_capacity`] | 10,000 events |
+//! | [`Builder::priority_capacity`] | 1,000 events (the high-priority lane) |
 //! | [`Builder::queue_bytes`] | 16 MiB |
 //! | [`Builder::overflow`] | [`Overflow::DropNewest`] |
 //! | [`Builder::retry`] | 10 attempts, 500 ms ×2 up to 30 s, 120 s in all, `Retry-After` ≤ 60 s |
@@ -182,7 +183,7 @@ pub use policy::gate::{Circuit, CircuitBreaker, RetryBudget};
 pub use policy::retry::Retry;
 pub use runtime::AfterShutdown;
 pub use state::outcome::{Outcome, Receipt};
-pub use state::queue::Overflow;
+pub use state::queue::{Overflow, Priority};
 pub use state::report::Report;
 pub use state::stats::Stats;
 pub use transport::probe::{Diagnosis, Step, StepKind};

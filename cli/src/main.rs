@@ -134,8 +134,9 @@ fn configure(url: &str, network: &Network) -> Result<Builder, Usage> {
         b = b.bearer_auth(token);
     }
     for h in &network.headers {
-        let (name, value) =
-            h.split_once(':').ok_or_else(|| Usage("--header takes `Name: value` (value not shown)".into()))?;
+        let (name, value) = h
+            .split_once(':')
+            .ok_or_else(|| Usage("--header takes `Name: value` (value not shown)".into()))?;
         b = b.header(name.trim(), value.trim());
     }
     Ok(b)
@@ -248,7 +249,13 @@ fn trim(line: &[u8]) -> &[u8] {
 }
 
 /// A progress bar on a terminal, a plain line a second otherwise, until `done`.
-fn report_progress(client: &posthaste::Client, read: &AtomicU64, malformed: &AtomicU64, done: &AtomicBool, began: Instant) {
+fn report_progress(
+    client: &posthaste::Client,
+    read: &AtomicU64,
+    malformed: &AtomicU64,
+    done: &AtomicBool,
+    began: Instant,
+) {
     let line = |s: &Stats| {
         let secs = began.elapsed().as_secs_f64().max(1e-3);
         format!(

@@ -61,7 +61,10 @@ fn malformed_lines_are_reported_with_their_number_and_never_sent() {
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
     assert!(stderr.contains("line 2: not JSON"), "{stderr}");
-    assert!(stdout.contains("2 events read, 2 delivered, 0 not delivered, 1 malformed lines skipped"), "{stdout}");
+    assert!(
+        stdout.contains("2 events read, 2 delivered, 0 not delivered, 1 malformed lines skipped"),
+        "{stdout}"
+    );
     // Each request a JSON array (the command's default encoding); two workers: any order.
     let mut sent: Vec<String> = sink.requests().iter().map(|r| r.json()[0].to_string()).collect();
     sent.sort();

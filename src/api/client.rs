@@ -7,7 +7,7 @@ use crate::error::SendError;
 use crate::event::Event;
 use crate::runtime::{send_now, AfterShutdown, Shared};
 use crate::state::outcome::{Envelope, Receipt, ReceiptSlot};
-use crate::state::queue::PushError;
+use crate::state::queue::{Priority, PushError};
 use crate::state::stats::Stats;
 use crate::transport::probe::Diagnosis;
 
@@ -48,6 +48,25 @@ impl Client {
     /// ```
     pub fn send(&self, event: impl Into<Event>) -> Result<(), SendError> {
         self.push(event.into(), None)
+    }
+
+    /// Like [`send`](Client::send), on the lane `priority` names: [`Priority::High`] events
+    /// have their own capacity, are taken by workers first, and under overflow push normal
+    /// events out before they are dropped themselves. `send` is `send_with(event,
+    /// Priority::Normal)`.
+    ///
+    /// ```
+    /// use posthaste::Priority;
+    /// # let guard = posthaste::builder("http://127.0.0.1:9/").start().unwrap();
+    /// let client = guard.client();
+    /// client.send_with(serde_json::json!({"alert": "disk full"}), Priority::High)?;
+    /// # Ok::<(), posthaste::SendError>(())
+    /// ```
+    pub fn send_with(&self, event: impl Into<Event>, priority: Priority) -> Result<(), SendError> {
+        match priority {
+            Priority::High => self.push_high(event.into()),
+            _ => self.push(event.into(), None),
+        }
     }
 
     /// Like [`send`](Client::send), and returns a [`Receipt`] to wait for the event's outcome.
@@ -124,7 +143,20 @@ impl Client {
 
     fn push(&self, event: Event, receipt: Option<Arc<ReceiptSlot>>) -> Result<(), SendError> {
         let size = event.approx_bytes();
-        match self.shared.queue.push(Envelope { event, size, receipt }, &self.shared.ledger) {
+        let result = self.shared.queue.push(Envelope { event, size, receipt }, &self.shared.ledger);
+        self.pushed(result)
+    }
+
+    fn push_high(&self, event: Event) -> Result<(), SendError> {
+        let size = event.approx_bytes();
+        let result =
+            self.shared.queue.push_high(Envelope { event, size, receipt: None }, &self.shared.ledger);
+        self.pushed(result)
+    }
+
+    /// What `send` returns for a push's result (sending after shutdown if configured).
+    fn pushed(&self, result: Result<(), PushError>) -> Result<(), SendError> {
+        match result {
             Ok(()) => Ok(()),
             Err(PushError::Full(env)) => Err(SendError::Full(env.event)),
             Err(PushError::Closed(env)) => match self.shared.options.after_shutdown {

@@ -53,6 +53,7 @@ impl Config {
             runtime: RuntimeOptions {
                 workers: 2,
                 queue_capacity: 10_000,
+                priority_capacity: 1_000,
                 queue_bytes: 16 * 1024 * 1024,
                 overflow: Overflow::DropNewest,
                 retry: Retry::new(),
@@ -96,6 +97,7 @@ impl Config {
         let (t, r) = (&self.transport, &self.runtime);
         range("workers", r.workers, 1, 256)?;
         range("queue_capacity", r.queue_capacity, 1, 1 << 24)?;
+        range("priority_capacity", r.priority_capacity, 1, 1 << 24)?;
         range("queue_bytes", r.queue_bytes, 1, 1 << 40)?;
         if r.overflow == Overflow::BlockFor(Duration::ZERO) {
             return Err(Error::InvalidOption {
@@ -184,6 +186,7 @@ mod tests {
             ("Builder::method", format!("`{}`", t.method)),
             ("Builder::content_type", format!("`{}`", t.content_type)),
             ("Builder::workers", format!("| {} |", r.workers)),
+            ("Builder::priority_capacity", "1,000 events".to_string()),
             ("Builder::queue_capacity", "10,000 events".to_string()),
             ("Builder::queue_bytes", mib(r.queue_bytes as u64)),
             ("Builder::connect_timeout", secs(t.connect_timeout)),

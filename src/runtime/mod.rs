@@ -40,6 +40,7 @@ use crate::transport::TransportOptions;
 pub(crate) struct RuntimeOptions {
     pub(crate) workers: usize,
     pub(crate) queue_capacity: usize,
+    pub(crate) priority_capacity: usize,
     pub(crate) queue_bytes: usize,
     pub(crate) overflow: Overflow,
     pub(crate) retry: Retry,

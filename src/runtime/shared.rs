@@ -50,7 +50,12 @@ pub(crate) struct Threads {
 impl Shared {
     pub(crate) fn new(options: RuntimeOptions, transport: Transport, spill: Option<Arc<Spill>>) -> Shared {
         let (shutdown_tx, shutdown_rx) = crossbeam_channel::bounded(0);
-        let queue = Queue::new(options.queue_capacity, options.queue_bytes, options.overflow);
+        let queue = Queue::new(
+            options.queue_capacity,
+            options.priority_capacity,
+            options.queue_bytes,
+            options.overflow,
+        );
         let ledger = Ledger::new(options.on_outcome.clone(), spill);
         let gate = Gate::new(&options.breaker, &options.budget);
         let slots = (0..options.workers).map(|_| Slot::default()).collect();

@@ -208,13 +208,12 @@ impl Worker {
         let shared = &*self.shared;
         let slot = &shared.slots[self.index];
         let codec = &self.codec;
-        let rx = shared.queue.receiver();
         let mut count = held;
         let mut bytes: usize = slot.with_batch(|b| b.iter().map(|e| codec.estimate(e.size)).sum());
         let linger_until = Instant::now().checked_add(limits.linger_value());
         let mut taken = Vec::new();
         while !encode::is_full(&limits, count, bytes) {
-            let env = match rx.try_recv() {
+            let env = match shared.queue.try_recv() {
                 Ok(env) => env,
                 Err(TryRecvError::Disconnected) => break,
                 Err(TryRecvError::Empty) => {
@@ -267,7 +266,7 @@ impl Worker {
     /// running (waking when the earliest retry comes due); during shutdown only drains what
     /// is queued or scheduled. `None` means stop.
     fn next_work(&self) -> Option<Work> {
-        let rx = self.shared.queue.receiver();
+        let (rx, hi) = (self.shared.queue.receiver(), self.shared.queue.high_receiver());
         loop {
             if self.shared.is_cancelled() {
                 return None;
@@ -281,7 +280,7 @@ impl Worker {
                 self.shared.ledger.counters.started(1);
                 return Some(Work::Fresh(env));
             }
-            match rx.try_recv() {
+            match self.shared.queue.try_recv() {
                 Ok(env) => return Some(Work::Fresh(self.took(env))),
                 Err(TryRecvError::Disconnected) => return None,
                 Err(TryRecvError::Empty) if shutting_down => return None,
@@ -290,12 +289,14 @@ impl Worker {
             let due_in = self.shared.queue.next_due().map(|at| at.saturating_duration_since(Instant::now()));
             match due_in {
                 Some(d) => select! {
+                    recv(hi) -> msg => return msg.ok().map(|env| Work::Fresh(self.took(env))),
                     recv(rx) -> msg => return msg.ok().map(|env| Work::Fresh(self.took(env))),
                     // Shutdown began: loop around to drain.
                     recv(self.shared.shutdown_rx) -> _ => {}
                     default(d) => {}
                 },
                 None => select! {
+                    recv(hi) -> msg => return msg.ok().map(|env| Work::Fresh(self.took(env))),
                     recv(rx) -> msg => return msg.ok().map(|env| Work::Fresh(self.took(env))),
                     recv(self.shared.shutdown_rx) -> _ => {}
                 },

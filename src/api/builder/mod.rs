@@ -95,6 +95,13 @@ impl Builder {
         self
     }
 
+    /// The most events the high-priority lane holds (1–16,777,216), besides `queue_capacity`;
+    /// see [`Priority`](crate::Priority). Defaults to 1,000.
+    pub fn priority_capacity(mut self, n: usize) -> Builder {
+        self.config.runtime.priority_capacity = n;
+        self
+    }
+
     /// The most bytes the queued events may take (≥ 1). Pre-encoded events count their exact
     /// length; `serde_json::Value` events an estimate of their compact JSON length (string
     /// and key lengths plus punctuation, 8 bytes per number), made without serializing.
