@@ -76,6 +76,26 @@ impl Env {
         std::fs::read_to_string(self.file(name)).unwrap_or_default()
     }
 
+    /// Waits until `name` has exactly `n` lines containing `needle` (nginx writes its access
+    /// log after answering, so the last lines may come after the outcomes). Bounded.
+    fn wait_for_count(&self, name: &str, needle: &str, n: usize) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let text = self.log(name);
+            let seen = text.lines().filter(|l| l.contains(needle)).count();
+            assert!(seen <= n, "{seen} lines with {needle:?} in {name}, expected {n}:\n{text}");
+            if seen == n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{seen} lines with {needle:?} in {name}, expected {n}:\n{text}"
+            );
+            // Polls an external process's log file: there is no event to wait on.
+            poll_interval(Duration::from_millis(50));
+        }
+    }
+
     /// Waits until `name` has a line containing every needle. Servers write their logs on their
     /// own schedule (squid logs a tunnel when it closes), so this polls the file, bounded.
     fn wait_for_line(&self, name: &str, needles: &[&str]) -> String {
@@ -168,8 +188,7 @@ fn a_https_through_squid_with_basic_auth_reaches_nginx() {
     // nginx saw each POST, over TLS; squid logged the tunnel with the user name.
     let line = e.wait_for_line("nginx-tls.log", &["\"POST /ingest HTTP/1.1\" 200", &run]);
     assert!(line.starts_with("127.0.0.1 "), "{line}");
-    let seen = e.log("nginx-tls.log").lines().filter(|l| l.contains(&run)).count();
-    assert_eq!(seen, 5);
+    e.wait_for_count("nginx-tls.log", &run, 5);
     e.wait_for_line("squid-access.log", &["CONNECT", &format!("127.0.0.1:{}", e.nginx_tls), &e.user]);
 
     // The probe shows each hop through squid.
@@ -297,7 +316,7 @@ fn d_plain_http_through_squid_is_forwarded() {
         "squid-access.log",
         &["POST", &format!("http://127.0.0.1:{}/ingest", e.nginx_http), &e.user],
     );
-    assert_eq!(e.log("nginx-http.log").lines().filter(|l| l.contains(&run)).count(), 5);
+    e.wait_for_count("nginx-http.log", &run, 5);
     let tunnel = format!("CONNECT 127.0.0.1:{}", e.nginx_http);
     assert!(!e.log("squid-access.log").lines().any(|l| l.contains("TCP_TUNNEL") && l.contains(&tunnel)));
 
@@ -319,7 +338,7 @@ fn e_plain_http_through_tinyproxy_is_forwarded() {
     let b = posthaste::builder(&url).proxy(e.tinyproxy_url(&e.tinyproxy_password));
     let (outcomes, _, _) = send_defaults(b, &run, 5);
     all_delivered(&outcomes);
-    assert_eq!(e.log("nginx-http.log").lines().filter(|l| l.contains(&run)).count(), 5);
+    e.wait_for_count("nginx-http.log", &run, 5);
     // Forwarded in absolute form: tinyproxy logs the request, not a CONNECT.
     e.wait_for_line("tinyproxy.log", &["Request", &format!("POST http://127.0.0.1:{}/ingest", e.nginx_http)]);
 }
@@ -409,7 +428,7 @@ fn f_through_dante_with_socks5_and_socks5h() {
         let b = posthaste::builder(&url).proxy(e.dante_url(scheme, &e.socks_password));
         let (outcomes, _, _) = send_defaults(b, &run, 3);
         all_delivered(&outcomes);
-        assert_eq!(e.log("nginx-http.log").lines().filter(|l| l.contains(&run)).count(), 3);
+        e.wait_for_count("nginx-http.log", &run, 3);
     }
     // dante logs each connection it passed, with the user.
     e.wait_for_line("danted.log", &["pass", &format!("127.0.0.1.{}", e.nginx_tls)]);
