@@ -6,7 +6,10 @@
 //! squid among them) refuse for ports other than 443; ureq cannot write an absolute-form
 //! request target. This module is therefore a small HTTP/1.1 client of its own, used only for
 //! that route: one request per call, answers read to the end (`Content-Length`, chunked, or
-//! until close), idle connections pooled, every read and write bounded by the phase timeouts.
+//! until close), idle connections pooled, every read and write bounded by the phase timeouts
+//! and every answer by size limits. An answer whose head was read stands even when the
+//! connection is then reset (proxies refuse that way without reading the request); which
+//! answers are the proxy's own refusals is decided by `fault::proxy_answer`.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
