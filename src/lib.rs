@@ -118,7 +118,7 @@
 //! loading the OS store are [`Report::warnings`], not errors.
 //!
 //! **Failures name the hop.** TLS verification failures (unknown issuer, wrong name, expired,
-//! refused client certificate), proxy `407`/`403` and SOCKS5 authentication failures are
+//! refused client certificate), proxy `407`/`401`/`403` and SOCKS5 authentication failures are
 //! `Failed` at once, not retried, with reasons such as `proxy 127.0.0.1:3128 refused CONNECT to
 //! collector:443: 407 Proxy Authentication Required: …`. Refused connections and DNS failures
 //! are retried. [`Client::probe`] diagnoses the whole path in one call.

@@ -51,7 +51,7 @@ fn bad_proxy_credentials_fail_once_and_name_the_proxy() {
             let expected =
                 format!("proxy {} refused CONNECT to 127.0.0.1:{}: 407", proxy.addr(), server.port());
             assert!(reason.starts_with(&expected), "{reason}");
-            assert!(reason.contains("authentication required"), "{reason}");
+            assert!(reason.contains("proxy authentication failed"), "{reason}");
             assert!(!reason.contains("wrong"), "no password in reasons: {reason}");
         }
         other => panic!("{other:?}"),

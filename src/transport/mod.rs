@@ -167,6 +167,7 @@ impl Transport {
             endpoint_scheme: scheme,
             proxy: route.proxy.as_ref().map(|p| (p.authority(), p.scheme)),
             roots_note,
+            proxy_credentials: route.proxy.as_ref().is_some_and(|p| p.basic_auth().is_some()),
         };
 
         let agent_config = Agent::config_builder()
