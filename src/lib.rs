@@ -160,6 +160,8 @@
 //! | [`Builder::gzip`] | off ([`Gzip::new`]: level 1, from 1 KiB) |
 //! | [`Builder::idempotency`] | off ([`Idempotency::new`]: `Idempotency-Key`, `X-Attempt`) |
 //! | [`Builder::worker_nice`] | 0 |
+//! | [`Builder::on_lifecycle`] / [`Builder::report_interval`] | none / off |
+//! | [`Builder::metrics_window`] | 60 s |
 
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
@@ -182,6 +184,8 @@ pub use policy::encode::{Batch, CustomEncoding, Encoding, Events, Gzip, Idempote
 pub use policy::gate::{Circuit, CircuitBreaker, RetryBudget};
 pub use policy::retry::Retry;
 pub use runtime::AfterShutdown;
+pub use state::lifecycle::LifecycleEvent;
+pub use state::metrics::Metrics;
 pub use state::outcome::{Outcome, Receipt};
 pub use state::queue::{Overflow, Priority};
 pub use state::report::Report;

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use crate::error::SendError;
 use crate::event::Event;
 use crate::runtime::{send_now, AfterShutdown, Shared};
+use crate::state::metrics::Metrics;
 use crate::state::outcome::{Envelope, Receipt, ReceiptSlot};
 use crate::state::queue::{Priority, PushError};
 use crate::state::stats::Stats;
@@ -95,6 +96,20 @@ impl Client {
         self.shared.stats()
     }
 
+    /// How busy the pipeline is and how long events wait, over the metrics window (see
+    /// [`Metrics`]): queued events, busy workers, load now and on average, wait and service
+    /// times (mean and 99th percentile), arrival and departure rates. Costs a lock and a
+    /// pass over 60 small buckets; `send` pays nothing for it but a sampled timestamp.
+    ///
+    /// ```
+    /// # let guard = posthaste::builder("http://127.0.0.1:9/").start().unwrap();
+    /// let m = guard.client().metrics();
+    /// println!("{m}"); // queued 0, busy 0/2 (load 0.00, 0.00 over 60s), …
+    /// ```
+    pub fn metrics(&self) -> Metrics {
+        self.shared.metrics()
+    }
+
     /// Waits until every event sent so far has settled (nothing queued or in flight), with
     /// retries on, or until `timeout`. True if everything settled in time.
     ///
@@ -143,14 +158,13 @@ impl Client {
 
     fn push(&self, event: Event, receipt: Option<Arc<ReceiptSlot>>) -> Result<(), SendError> {
         let size = event.approx_bytes();
-        let result = self.shared.queue.push(Envelope { event, size, receipt }, &self.shared.ledger);
+        let result = self.shared.queue.push(Envelope::sampled(event, size, receipt), &self.shared.ledger);
         self.pushed(result)
     }
 
     fn push_high(&self, event: Event) -> Result<(), SendError> {
         let size = event.approx_bytes();
-        let result =
-            self.shared.queue.push_high(Envelope { event, size, receipt: None }, &self.shared.ledger);
+        let result = self.shared.queue.push_high(Envelope::sampled(event, size, None), &self.shared.ledger);
         self.pushed(result)
     }
 

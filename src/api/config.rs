@@ -59,6 +59,9 @@ impl Config {
                 retry: Retry::new(),
                 shutdown_timeout: Duration::from_secs(3),
                 on_outcome: None,
+                on_lifecycle: None,
+                report_interval: None,
+                metrics_window: Duration::from_secs(60),
                 encode: EncodeOptions {
                     batch: None,
                     encoding: Encoding::Json,
@@ -112,6 +115,10 @@ impl Config {
         duration("connect_timeout", t.connect_timeout, MS, HOUR)?;
         duration("request_timeout", t.request_timeout, MS, HOUR)?;
         duration("shutdown_timeout", r.shutdown_timeout, Duration::ZERO, 10 * MINUTE)?;
+        if let Some(d) = r.report_interval {
+            duration("report_interval", d, MS, HOUR)?;
+        }
+        duration("metrics_window", r.metrics_window, Duration::from_secs(1), HOUR)?;
         duration("exit_timeout", r.exit_timeout, Duration::ZERO, 10 * MINUTE)?;
         duration("panic_timeout", r.panic_timeout, MS, MINUTE)?;
         if let AfterShutdown::SendSync(d) = r.after_shutdown {

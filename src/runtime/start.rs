@@ -2,10 +2,14 @@
 //! problem is reported here, before anything runs; a failure part-way stops what started.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{RecvTimeoutError, Sender};
 
 use super::{hooks, replay, shutdown, worker, RuntimeOptions, Shared};
 use crate::error::Error;
+use crate::state::lifecycle::LifecycleEvent;
 use crate::state::spill::Spill;
 use crate::transport::{Transport, TransportOptions};
 
@@ -36,6 +40,14 @@ pub(crate) fn start(options: RuntimeOptions, net: TransportOptions) -> Result<Ar
             }
         }
     }
+    if spawn_error.is_none() {
+        if let Some(interval) = shared.options.report_interval {
+            match reporter(&shared, interval, done_tx.clone()) {
+                Ok(handle) => handles.push(handle),
+                Err(e) => spawn_error = Some(Error::Spawn(e)),
+            }
+        }
+    }
     drop(done_tx);
     {
         let mut threads = shared.threads.lock();
@@ -51,5 +63,19 @@ pub(crate) fn start(options: RuntimeOptions, net: TransportOptions) -> Result<Ar
         shutdown(&shared, Instant::now());
         return Err(e);
     }
+    let endpoint = shared.transport.endpoint().to_string();
+    shared.ledger.emit(|| LifecycleEvent::Started { endpoint, workers: shared.options.workers });
     Ok(shared)
+}
+
+/// The reporter thread: a `Report` to `on_lifecycle` every `interval` until shutdown begins.
+/// `done` is dropped when it ends, like a worker's.
+fn reporter(shared: &Arc<Shared>, interval: Duration, done: Sender<()>) -> std::io::Result<JoinHandle<()>> {
+    let shared = shared.clone();
+    thread::Builder::new().name("posthaste-reporter".into()).spawn(move || {
+        let _done = done;
+        while let Err(RecvTimeoutError::Timeout) = shared.shutdown_rx.recv_timeout(interval) {
+            shared.ledger.emit(|| LifecycleEvent::Report(shared.metrics()));
+        }
+    })
 }

@@ -513,7 +513,7 @@ mod tests {
     use crate::event::Event;
 
     fn env(i: u64) -> Envelope {
-        Envelope { event: Event::from(serde_json::json!(i)), size: 10, receipt: None }
+        Envelope::new(Event::from(serde_json::json!(i)), 10, None)
     }
 
     /// What a worker does with an event it takes.

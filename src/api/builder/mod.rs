@@ -9,6 +9,7 @@
 
 mod durability;
 mod network;
+mod observe;
 mod resilience;
 mod throughput;
 
