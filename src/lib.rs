@@ -123,6 +123,15 @@
 //! collector:443: 407 Proxy Authentication Required: …`. Refused connections and DNS failures
 //! are retried. [`Client::probe`] diagnoses the whole path in one call.
 //!
+//! # Operating it
+//!
+//! [`Client::metrics`] gives [`Metrics`] over a sliding window (queued events, busy workers,
+//! load, wait and service times, arrival and departure rates); [`Builder::on_lifecycle`] receives
+//! [`LifecycleEvent`]s (started, circuit opened and closed, spilled, replayed, a periodic report,
+//! shut down); [`Client::send_with`] with [`Priority::High`] uses a lane that is taken first and
+//! keeps its events when normal ones overflow. The `metrics` cargo feature publishes the
+//! counters and gauges through the `metrics` crate facade.
+//!
 //! # Configuration from the environment
 //!
 //! [`from_env`] reads a documented table of `POSTHASTE_*` variables (endpoint, workers, queue,

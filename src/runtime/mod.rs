@@ -10,6 +10,8 @@ mod after_shutdown;
 mod hooks;
 mod judge;
 mod nice;
+#[cfg(feature = "metrics")]
+mod publish;
 mod replay;
 mod shared;
 mod shutdown;

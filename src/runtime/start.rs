@@ -40,8 +40,11 @@ pub(crate) fn start(options: RuntimeOptions, net: TransportOptions) -> Result<Ar
             }
         }
     }
+    // With the `metrics` feature the reporter also publishes, every second by default.
+    let publishing = cfg!(feature = "metrics");
+    let report_every = shared.options.report_interval.or(publishing.then_some(Duration::from_secs(1)));
     if spawn_error.is_none() {
-        if let Some(interval) = shared.options.report_interval {
+        if let Some(interval) = report_every {
             match reporter(&shared, interval, done_tx.clone()) {
                 Ok(handle) => handles.push(handle),
                 Err(e) => spawn_error = Some(Error::Spawn(e)),
@@ -68,14 +71,22 @@ pub(crate) fn start(options: RuntimeOptions, net: TransportOptions) -> Result<Ar
     Ok(shared)
 }
 
-/// The reporter thread: a `Report` to `on_lifecycle` every `interval` until shutdown begins.
-/// `done` is dropped when it ends, like a worker's.
+/// The reporter thread: every `interval` until shutdown begins, a `Report` to `on_lifecycle`
+/// (when `report_interval` is set) and, with the `metrics` feature, a round of published
+/// series (once more at the end, so the final counts are seen). `done` is dropped when it
+/// ends, like a worker's.
 fn reporter(shared: &Arc<Shared>, interval: Duration, done: Sender<()>) -> std::io::Result<JoinHandle<()>> {
     let shared = shared.clone();
     thread::Builder::new().name("posthaste-reporter".into()).spawn(move || {
         let _done = done;
         while let Err(RecvTimeoutError::Timeout) = shared.shutdown_rx.recv_timeout(interval) {
-            shared.ledger.emit(|| LifecycleEvent::Report(shared.metrics()));
+            if shared.options.report_interval.is_some() {
+                shared.ledger.emit(|| LifecycleEvent::Report(shared.metrics()));
+            }
+            #[cfg(feature = "metrics")]
+            super::publish::publish(&shared);
         }
+        #[cfg(feature = "metrics")]
+        super::publish::publish(&shared);
     })
 }
