@@ -132,7 +132,7 @@ pub(crate) fn map(e: ureq::Error, hops: &Hops) -> Fault {
 /// The status and phrase in `"proxy server responded 407/Proxy Authentication Required"` (the
 /// probe's text, with the proxy's phrase) or `"proxy server responded 407/407"` (ureq's, which
 /// drops the phrase).
-fn proxy_status(reason: &str) -> Option<(u16, &str)> {
+pub(crate) fn proxy_status(reason: &str) -> Option<(u16, &str)> {
     let tail = reason.rsplit("responded ").next()?;
     let (code, phrase) = tail.split_once('/').unwrap_or((tail, ""));
     Some((code.trim().parse().ok()?, phrase))
