@@ -42,6 +42,7 @@ impl Config {
                 content_type: DEFAULT_CONTENT_TYPE.to_string(),
                 connect_timeout: Duration::from_secs(5),
                 request_timeout: Duration::from_secs(15),
+                keep_success_body: 0,
                 proxy: ProxyChoice::Env,
                 tls: TlsOptions {
                     custom_roots: Vec::new(),
@@ -86,6 +87,10 @@ impl Config {
 
     /// The values `start()` uses: NDJSON's content type unless the user changed the default.
     pub(crate) fn finish(mut self) -> Config {
+        if matches!(self.runtime.encode.encoding, Encoding::OtlpLogs) {
+            // Read `partialSuccess` from the collector's answers.
+            self.transport.keep_success_body = 4096;
+        }
         if matches!(self.runtime.encode.encoding, Encoding::Ndjson)
             && self.transport.content_type == DEFAULT_CONTENT_TYPE
         {

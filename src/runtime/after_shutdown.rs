@@ -52,6 +52,7 @@ pub(crate) fn send_now(shared: &Shared, env: Envelope, timeout: Duration) {
             let cap = shared.options.retry.retry_after_cap_value();
             let (outcome, transient) = match judge(result, endpoint, 1, 1, cap) {
                 Next::Settle(outcome) => (outcome, false),
+                Next::Partial { status, attempts, .. } => (Outcome::Delivered { status, attempts }, false),
                 Next::Retry { reason, .. } => {
                     let reason = format!("{reason}; sent after shutdown: not retried");
                     (Outcome::Failed { reason, attempts: 1 }, true)

@@ -5,6 +5,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use crate::policy::encode::otlp;
 use crate::policy::retry::{classify_status, parse_retry_after, Verdict};
 use crate::state::outcome::Outcome;
 use crate::transport::{Answer, Fault};
@@ -17,6 +18,9 @@ pub(crate) enum Next {
     Retry { reason: String, retry_after: Option<Duration> },
     /// The endpoint answered 413 to a request of several events: send it in halves.
     Split,
+    /// The endpoint answered 2xx but reported refusing `rejected` of the request's records
+    /// (OTLP `partialSuccess`): delivered, and counted.
+    Partial { status: u16, attempts: u32, rejected: u64, message: String },
 }
 
 /// Judges the result of attempt number `attempts` for a request of `events` events sent to
@@ -35,7 +39,18 @@ pub(crate) fn judge(
     };
     let status = answer.status;
     match classify_status(status) {
-        Verdict::Delivered => Next::Settle(Outcome::Delivered { status, attempts }),
+        Verdict::Delivered => {
+            match (!answer.excerpt.is_empty()).then(|| otlp::partial_success(&answer.excerpt)).flatten() {
+                // Which records were refused is not said: all of them, or some of the batch.
+                Some((rejected, message)) if rejected >= events as u64 => Next::Settle(Outcome::Rejected {
+                    status,
+                    attempts,
+                    reason: format!("{endpoint} rejected all {rejected} records: {message}"),
+                }),
+                Some((rejected, message)) => Next::Partial { status, attempts, rejected, message },
+                None => Next::Settle(Outcome::Delivered { status, attempts }),
+            }
+        }
         Verdict::TooLarge if events > 1 => Next::Split,
         Verdict::Reject | Verdict::TooLarge => {
             Next::Settle(Outcome::Rejected { status, attempts, reason: answer.excerpt })

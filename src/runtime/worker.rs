@@ -436,7 +436,8 @@ impl Worker {
         let now = Instant::now();
         let waits: Vec<Duration> =
             self.sampled.drain(..).map(|at| sent_at.saturating_duration_since(at)).collect();
-        let service = matches!(next, Next::Settle(_)).then(|| now.saturating_duration_since(began));
+        let service = matches!(next, Next::Settle(_) | Next::Partial { .. })
+            .then(|| now.saturating_duration_since(began));
         shared.recorder.end_request(sent_at, now, &waits, service, || shared.totals());
         // Any answer but a transient failure counts as the endpoint working.
         match shared.gate.record(now, !matches!(next, Next::Retry { .. })) {
@@ -451,6 +452,15 @@ impl Worker {
         // State: Judge.
         let (reason, retry_after) = match next {
             Next::Settle(outcome) => return self.settle(k, outcome, false),
+            Next::Partial { status, attempts, rejected, message } => {
+                shared.ledger.counters.rejected_records(rejected);
+                shared.ledger.emit(|| LifecycleEvent::RecordsRejected {
+                    endpoint: shared.transport.endpoint().into(),
+                    records: rejected,
+                    message,
+                });
+                return self.settle(k, Outcome::Delivered { status, attempts }, false);
+            }
             Next::Split => return Sent::Split,
             Next::Retry { reason, retry_after } => (reason, retry_after),
         };

@@ -42,6 +42,16 @@ pub enum LifecycleEvent {
         /// Torn or corrupt lines skipped.
         skipped: u64,
     },
+    /// The endpoint answered 2xx but reported refusing some records of a request (OTLP
+    /// `partialSuccess`); the request's events count as delivered.
+    RecordsRejected {
+        /// The endpoint as `host:port`.
+        endpoint: String,
+        /// Records the endpoint refused.
+        records: u64,
+        /// The endpoint's message.
+        message: String,
+    },
     /// The periodic report ([`Builder::report_interval`](crate::Builder::report_interval)).
     Report(Metrics),
     /// Shutdown finished, with its report.

@@ -63,6 +63,9 @@ pub struct Stats {
     pub retries_throttled: u64,
     /// Panics caught in user callbacks or in a worker; the worker kept serving.
     pub panics: u64,
+    /// Records the endpoint said, in a 2xx answer, that it refused (OTLP `partialSuccess`);
+    /// their events count as delivered, since the answer does not say which they were.
+    pub rejected_records: u64,
 }
 
 impl Stats {
@@ -120,6 +123,7 @@ pub(crate) struct Counters {
     replay_skipped: AtomicU64,
     spill_failed: AtomicU64,
     panics: AtomicU64,
+    rejected_records: AtomicU64,
 }
 
 thread_local! {
@@ -178,6 +182,10 @@ impl Counters {
         self.spill_failed.fetch_add(n, Ordering::Relaxed);
     }
 
+    pub(crate) fn rejected_records(&self, n: u64) {
+        self.rejected_records.fetch_add(n, Ordering::Relaxed);
+    }
+
     pub(crate) fn panicked(&self) {
         self.panics.fetch_add(1, Ordering::Relaxed);
     }
@@ -219,6 +227,7 @@ impl Counters {
             circuit_opened: 0,
             retries_throttled: 0,
             panics: self.panics.load(Ordering::Relaxed),
+            rejected_records: self.rejected_records.load(Ordering::Relaxed),
         }
     }
 }

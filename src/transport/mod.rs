@@ -40,7 +40,8 @@ const EXCERPT: usize = 256;
 pub(crate) struct Answer {
     pub(crate) status: u16,
     pub(crate) retry_after: Option<String>,
-    /// The start of the body, for non-2xx answers (empty for 2xx).
+    /// The start of the body: for non-2xx answers, and for 2xx ones when
+    /// `keep_success_body` asks for it.
     pub(crate) excerpt: String,
 }
 
@@ -57,6 +58,7 @@ pub(crate) struct Transport {
     headers: Vec<(HeaderName, HeaderValue)>,
     connect_timeout: Duration,
     request_timeout: Duration,
+    keep_success_body: usize,
     route: Route,
     hops: Hops,
     trust: Trust,
@@ -84,6 +86,9 @@ pub(crate) struct TransportOptions {
     pub(crate) content_type: String,
     pub(crate) connect_timeout: Duration,
     pub(crate) request_timeout: Duration,
+    /// How much of a 2xx answer's body to keep for the caller (0: none; OTLP reads
+    /// `partialSuccess` from it).
+    pub(crate) keep_success_body: usize,
     pub(crate) proxy: ProxyChoice,
     pub(crate) tls: TlsOptions,
 }
@@ -217,6 +222,7 @@ impl Transport {
             headers,
             connect_timeout: config.connect_timeout,
             request_timeout: config.request_timeout,
+            keep_success_body: config.keep_success_body,
             route,
             hops,
             trust,
@@ -351,7 +357,7 @@ impl Transport {
             .get(http::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let keep = if (200..300).contains(&status) { 0 } else { EXCERPT };
+        let keep = if (200..300).contains(&status) { self.keep_success_body } else { EXCERPT };
         let excerpt = read_body(response.body_mut().as_reader(), keep);
         Ok(Answer { status, retry_after, excerpt })
     }

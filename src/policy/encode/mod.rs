@@ -10,6 +10,7 @@ mod batch;
 mod codec;
 mod gzip;
 mod idempotency;
+pub(crate) mod otlp;
 mod template;
 
 pub use batch::Batch;
@@ -47,11 +48,10 @@ impl EncodeOptions {
         }
         if let Some(t) = &self.template {
             t.validate()?;
-            if matches!(self.encoding, Encoding::Custom(_)) {
+            if matches!(self.encoding, Encoding::Custom(_) | Encoding::OtlpLogs) {
                 return Err(Error::InvalidOption {
                     option: "template",
-                    reason: "a template is not applied by Encoding::Custom: wrap events in the encoder"
-                        .into(),
+                    reason: "a template is not applied by Encoding::Custom or Encoding::OtlpLogs".into(),
                 });
             }
         }

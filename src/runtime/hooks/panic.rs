@@ -119,7 +119,7 @@ fn send_crash(shared: &Arc<Shared>, transport: Arc<Transport>, event: &Event) {
             let reached = match judge(transport.send(&body, &headers, Some(timeout)), "", 1, 1, cap) {
                 Next::Retry { .. } => Reached::No,
                 // Delivered, refused, or a permanent failure (TLS, proxy auth): spilling won't help.
-                Next::Settle(_) | Next::Split => Reached::Yes,
+                Next::Settle(_) | Next::Split | Next::Partial { .. } => Reached::Yes,
             };
             let _ = tx.send(reached);
         };
