@@ -162,6 +162,8 @@
 mod api;
 mod error;
 mod event;
+#[cfg(any(feature = "log", feature = "tracing"))]
+mod frontends;
 mod policy;
 mod runtime;
 mod state;
@@ -184,6 +186,20 @@ pub use transport::proxy::{IntoProxy, Proxy};
 
 #[doc(hidden)]
 pub use policy::encode::bench_support as __bench;
+
+/// The `log` front end (cargo feature `log`): [`Logger`](crate::log::Logger). See
+/// [Logging](crate#logging).
+#[cfg(feature = "log")]
+pub mod log {
+    pub use crate::frontends::log::Logger;
+}
+
+/// The `tracing` front end (cargo feature `tracing`): [`Layer`](crate::tracing::Layer). See
+/// [Logging](crate#logging).
+#[cfg(feature = "tracing")]
+pub mod tracing {
+    pub use crate::frontends::tracing::Layer;
+}
 
 #[cfg(test)]
 mod tests {
