@@ -242,3 +242,27 @@ fn after_shutdown_the_layer_is_a_silent_no_op() {
     assert_eq!(client.stats().submitted, 0, "not counted anywhere");
     assert_eq!(sink.count(), 0);
 }
+
+#[test]
+fn bridged_log_records_keep_their_target_file_and_line() {
+    // `tracing-log` bridges `log` records with target `log`; the real one is a field.
+    tracing_log::LogTracer::init().unwrap();
+    log::set_max_level(log::LevelFilter::Trace);
+    let sink = Sink::ok();
+    let guard = posthaste::builder(sink.url()).start().unwrap();
+    let mut line = 0;
+    let events = shipped(&sink, &guard, Layer::new(guard.client()), || {
+        line = line!() + 1;
+        log::warn!(target: "app::jobs", "from log {}", 1);
+        log::debug!(target: "app::jobs", "below the level");
+        log::warn!(target: "ureq::pool", "the HTTP stack");
+    });
+    assert_eq!(events.len(), 1, "{events:?}");
+    let e = &events[0];
+    assert_eq!(e["target"], "app::jobs");
+    assert_eq!(e["level"], "WARN");
+    assert_eq!(e["message"], "from log 1");
+    assert!(e["file"].as_str().unwrap().ends_with("tracing_layer.rs"), "{e}");
+    assert_eq!(e["line"], json!(line));
+    assert!(e.get("log.target").is_none() && e.get("log.module_path").is_none(), "{e}");
+}

@@ -20,8 +20,9 @@ use crate::api::Client;
 use crate::event::Event;
 use crate::frontends::shape::{self, Doc, Levels, Statics};
 
-/// Fields `tracing-log` adds to the `log` records it bridges; the shape has them already
-/// (`target`, `file`, `line`) or leaves them out (`module_path`).
+/// Fields `tracing-log` gives the `log` records it bridges (their metadata says target `log`,
+/// no file, no line): the shape takes `target`, `file` and `line` from them and leaves
+/// `module_path` out.
 const BRIDGED: [&str; 4] = ["log.target", "log.module_path", "log.file", "log.line"];
 
 /// A [`tracing_subscriber::Layer`] that ships every event as one JSON event through a
@@ -119,7 +120,16 @@ where
 
     fn on_event(&self, event: &::tracing::Event<'_>, ctx: Context<'_, S>) {
         let meta = event.metadata();
-        let target = meta.target();
+        // A `log` record bridged by `tracing-log`: its target, file and line are fields.
+        let bridged = (meta.target() == "log" && meta.fields().field("log.target").is_some()).then(|| {
+            let mut origin = Origin::default();
+            event.record(&mut origin);
+            origin
+        });
+        let (target, file, line) = match &bridged {
+            Some(origin) => (origin.target.as_str(), origin.file.as_deref(), origin.line),
+            None => (meta.target(), meta.file(), meta.line()),
+        };
         if LevelFilter::from_level(*meta.level()) > self.levels.of(target)
             || shape::never_ship(target)
             || self.client.is_closed()
@@ -143,10 +153,34 @@ where
             }
             out.push(b']');
         }
-        let bytes = doc.finish(meta.file(), meta.line());
+        let bytes = doc.finish(file, line);
         // Dropped (and counted) if the queue is full; nothing to do after shutdown.
         let _ = self.client.try_send(Event::from_json_unchecked(bytes));
     }
+}
+
+/// Where a bridged `log` record came from.
+#[derive(Default)]
+struct Origin {
+    target: String,
+    file: Option<String>,
+    line: Option<u32>,
+}
+
+impl Visit for Origin {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "log.target" => self.target = value.to_string(),
+            "log.file" => self.file = Some(value.to_string()),
+            _ => {}
+        }
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        if field.name() == "log.line" {
+            self.line = u32::try_from(value).ok();
+        }
+    }
+    fn record_debug(&mut self, _: &Field, _: &dyn fmt::Debug) {}
 }
 
 /// Writes an event's fields with their JSON types.
