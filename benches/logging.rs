@@ -31,7 +31,12 @@ fn quiet_guard(events: u64) -> posthaste::Guard {
         .workers(1)
         .queue_capacity(events as usize + 16)
         .queue_bytes(1 << 34)
-        .retry(Retry::new().initial_delay(Duration::from_secs(60)).max_delay(Duration::from_secs(60)).jitter(false))
+        .retry(
+            Retry::new()
+                .initial_delay(Duration::from_secs(60))
+                .max_delay(Duration::from_secs(60))
+                .jitter(false),
+        )
         .start()
         .unwrap()
 }
@@ -80,7 +85,10 @@ fn logging(c: &mut Criterion) {
                 iters,
                 |n| {
                     let guard = quiet_guard(n);
-                    (tracing_subscriber::registry().with(posthaste::tracing::Layer::new(guard.client())), guard)
+                    (
+                        tracing_subscriber::registry().with(posthaste::tracing::Layer::new(guard.client())),
+                        guard,
+                    )
                 },
                 info,
             )
@@ -109,7 +117,10 @@ fn logging(c: &mut Criterion) {
                 iters,
                 |n| {
                     let guard = quiet_guard(n);
-                    (tracing_subscriber::registry().with(posthaste::tracing::Layer::new(guard.client())), guard)
+                    (
+                        tracing_subscriber::registry().with(posthaste::tracing::Layer::new(guard.client())),
+                        guard,
+                    )
                 },
                 |i| tracing::debug!(step = i, residual = 0.000_123_4, host = "node-17", "not shipped"),
             )

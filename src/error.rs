@@ -85,7 +85,9 @@ impl fmt::Display for Error {
             }
             Error::Certificate { origin, reason } => write!(f, "certificate {origin}: {reason}"),
             Error::Spawn(e) => write!(f, "could not start a worker thread: {e}"),
-            Error::LoggerAlreadySet => f.write_str("another logger is already installed (the `log` crate allows one)"),
+            Error::LoggerAlreadySet => {
+                f.write_str("another logger is already installed (the `log` crate allows one)")
+            }
             Error::Spill { path, reason } => write!(f, "spill directory {path:?}: {reason}"),
         }
     }

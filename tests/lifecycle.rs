@@ -64,7 +64,10 @@ const TESTS: &[Test] = &[
         "exit_hook_spills_then_the_next_process_delivers_exactly_once",
         exit_hook_spills_then_next_process_delivers,
     ),
-    ("log_records_logged_just_before_exit_arrive_with_the_exit_hook", log_records_logged_just_before_exit_arrive),
+    (
+        "log_records_logged_just_before_exit_arrive_with_the_exit_hook",
+        log_records_logged_just_before_exit_arrive,
+    ),
 ];
 
 fn main() {

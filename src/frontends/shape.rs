@@ -295,7 +295,14 @@ pub(crate) fn escape_into(buf: &mut Vec<u8>, s: &str) {
         };
         buf.extend_from_slice(&bytes[start..i]);
         if escape.is_empty() {
-            buf.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]);
+            buf.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ]);
         } else {
             buf.extend_from_slice(escape);
         }
