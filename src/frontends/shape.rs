@@ -54,7 +54,7 @@ impl<F: Copy + Ord> Levels<F> {
             None => self.targets.push((prefix, filter)),
         }
         // Longest first: the first match is the most specific.
-        self.targets.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        self.targets.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
     }
 
     /// The filter that applies to `target`.
