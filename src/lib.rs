@@ -282,5 +282,9 @@ mod tests {
         assert_send_sync::<crate::Template>();
         assert_send_sync::<crate::Gzip>();
         assert_send_sync::<crate::Idempotency>();
+        #[cfg(feature = "log")]
+        assert_send_sync::<crate::log::Logger>();
+        #[cfg(feature = "tracing")]
+        assert_send_sync::<crate::tracing::Layer>();
     }
 }

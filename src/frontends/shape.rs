@@ -70,8 +70,9 @@ impl<F: Copy + Ord> Levels<F> {
     }
 }
 
-/// Fields every event carries (`service`, `version`, …), rendered once.
-#[derive(Clone, Debug, Default)]
+/// Fields every event carries (`service`, `version`, …), rendered once. `Debug` shows their
+/// names, never their values.
+#[derive(Clone, Default)]
 pub(crate) struct Statics {
     /// Each field's key as written (renamed if reserved) and its `,"key":value` bytes.
     fields: Vec<(String, Vec<u8>)>,
@@ -96,6 +97,12 @@ impl Statics {
     /// The index of the static field an event field named `key` hides, if any.
     fn index_of(&self, key: &str) -> Option<usize> {
         self.fields.iter().position(|(k, _)| k == key)
+    }
+}
+
+impl fmt::Debug for Statics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.fields.iter().map(|(key, _)| key)).finish()
     }
 }
 
@@ -391,6 +398,14 @@ mod tests {
         assert!(ts.ends_with('Z') && ts.as_bytes()[19] == b'.', "{ts}");
         // Every key once: the object parsed with as many keys as were written.
         assert_eq!(v.as_object().unwrap().len(), 12, "{v}");
+    }
+
+    #[test]
+    fn debug_shows_static_field_names_not_values() {
+        let mut statics = Statics::default();
+        statics.set("api_key", &json!("s3cret"));
+        let shown = format!("{statics:?}");
+        assert!(shown.contains("api_key") && !shown.contains("s3cret"), "{shown}");
     }
 
     #[test]
