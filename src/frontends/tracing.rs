@@ -19,6 +19,7 @@ use tracing_subscriber::registry::LookupSpan;
 use crate::api::Client;
 use crate::event::Event;
 use crate::frontends::shape::{self, Doc, Levels, Statics};
+use crate::util::is_own_thread;
 
 /// Fields `tracing-log` gives the `log` records it bridges (their metadata says target `log`,
 /// no file, no line): the shape takes `target`, `file` and `line` from them and leaves
@@ -119,6 +120,10 @@ where
     }
 
     fn on_event(&self, event: &::tracing::Event<'_>, ctx: Context<'_, S>) {
+        // Cheap checks first: ureq's records on a worker arrive here at TRACE.
+        if is_own_thread() || self.client.is_closed() {
+            return;
+        }
         let meta = event.metadata();
         // A `log` record bridged by `tracing-log`: its target, file and line are fields.
         let bridged = (meta.target() == "log" && meta.fields().field("log.target").is_some()).then(|| {
@@ -130,10 +135,7 @@ where
             Some(origin) => (origin.target.as_str(), origin.file.as_deref(), origin.line),
             None => (meta.target(), meta.file(), meta.line()),
         };
-        if LevelFilter::from_level(*meta.level()) > self.levels.of(target)
-            || shape::never_ship(target)
-            || self.client.is_closed()
-        {
+        if LevelFilter::from_level(*meta.level()) > self.levels.of(target) || shape::never_ship(target) {
             return;
         }
         let mut doc = Doc::begin(meta.level().as_str(), target, &self.statics);
