@@ -120,13 +120,19 @@ where
     }
 
     fn on_event(&self, event: &::tracing::Event<'_>, ctx: Context<'_, S>) {
-        // Cheap checks first: ureq's records on a worker arrive here at TRACE.
-        if is_own_thread() || self.client.is_closed() {
+        let meta = event.metadata();
+        let level = LevelFilter::from_level(*meta.level());
+        // A `log` record bridged by `tracing-log`: its target, file and line are fields.
+        let is_bridged = meta.target() == "log" && meta.fields().field("log.target").is_some();
+        // Cheap checks first: a disabled level; then ureq's records on a worker, which arrive
+        // here at TRACE; then shutdown.
+        if (!is_bridged && level > self.levels.of(meta.target()))
+            || is_own_thread()
+            || self.client.is_closed()
+        {
             return;
         }
-        let meta = event.metadata();
-        // A `log` record bridged by `tracing-log`: its target, file and line are fields.
-        let bridged = (meta.target() == "log" && meta.fields().field("log.target").is_some()).then(|| {
+        let bridged = is_bridged.then(|| {
             let mut origin = Origin::default();
             event.record(&mut origin);
             origin
@@ -135,7 +141,7 @@ where
             Some(origin) => (origin.target.as_str(), origin.file.as_deref(), origin.line),
             None => (meta.target(), meta.file(), meta.line()),
         };
-        if LevelFilter::from_level(*meta.level()) > self.levels.of(target) || shape::never_ship(target) {
+        if (is_bridged && level > self.levels.of(target)) || shape::never_ship(target) {
             return;
         }
         let mut doc = Doc::begin(meta.level().as_str(), target, &self.statics);
