@@ -2,8 +2,8 @@
 //! `tracing::info!` with 3 fields inside one span costs through the posthaste layer, against
 //! the same call through `tracing_subscriber::fmt().json()` writing through
 //! `tracing_appender::non_blocking` into `std::io::sink()` — what Rust programs pay today to
-//! log JSON to a file without blocking — and what a call at a disabled level costs. Also the
-//! `log` front end's `Log::log` for the same record.
+//! log JSON to a file without blocking — and what a call at a disabled level costs. With the
+//! `log` feature too, the `log` front end's `Log::log` for the same record.
 //!
 //! posthaste's queue is never full and there is no network: like `benches/send.rs`, each
 //! chunk of calls gets a fresh instance whose one worker is kept quiet (its endpoint refuses
@@ -127,6 +127,17 @@ fn logging(c: &mut Criterion) {
         })
     });
 
+    // Reference: the same call with no layer at all, what `tracing`'s dispatch costs alone.
+    group.bench_function("disabled_level/registry_alone", |b| {
+        b.iter_custom(|iters| {
+            chunks(
+                iters,
+                |n| (tracing_subscriber::registry(), quiet_guard(n.min(1))),
+                |i| tracing::debug!(step = i, residual = 0.000_123_4, host = "node-17", "not shipped"),
+            )
+        })
+    });
+
     group.bench_function("disabled_level/posthaste_layer_with_global_filter", |b| {
         b.iter_custom(|iters| {
             chunks(
@@ -140,6 +151,45 @@ fn logging(c: &mut Criterion) {
                 },
                 |i| tracing::debug!(step = i, residual = 0.000_123_4, host = "node-17", "not shipped"),
             )
+        })
+    });
+
+    // The `log` front end, called as `log`'s macros call the installed logger (through
+    // `&dyn Log`), with the same 3 values as key-values.
+    #[cfg(feature = "log")]
+    group.bench_function("posthaste_logger", |b| {
+        use log::Log;
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let n = left.min(CHUNK);
+                let guard = quiet_guard(n);
+                let logger: Box<dyn Log> = Box::new(posthaste::log::Logger::new(guard.client()));
+                let began = Instant::now();
+                for i in 0..n {
+                    let kvs: [(&str, log::kv::Value<'_>); 3] = [
+                        ("step", log::kv::Value::from(i)),
+                        ("residual", log::kv::Value::from(0.000_123_4)),
+                        ("host", log::kv::Value::from("node-17")),
+                    ];
+                    logger.log(
+                        &log::Record::builder()
+                            .level(log::Level::Info)
+                            .target("logging")
+                            .file(Some(file!()))
+                            .line(Some(line!()))
+                            .key_values(&kvs)
+                            .args(format_args!("step converged"))
+                            .build(),
+                    );
+                }
+                total += began.elapsed();
+                assert_eq!(guard.stats().dropped, 0);
+                drop(guard.shutdown_timeout(Duration::ZERO));
+                left -= n;
+            }
+            total
         })
     });
 
