@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Interop suite: posthaste against real squid, nginx and mitmproxy on 127.0.0.1.
+# Interop suite: posthaste against real squid, tinyproxy, dante, nginx and mitmproxy on 127.0.0.1.
 #
 #   bash scripts/interop.sh [extra test-runner arguments, e.g. --nocapture]
 #
-# Installs what is missing (Debian: squid, nginx, openssl; PyPI: mitmproxy), makes a CA, server
-# and client certificates with openssl, writes every config under a temporary directory, starts
+# Installs what is missing (Debian: squid, tinyproxy, dante-server, nginx, openssl; PyPI:
+# mitmproxy), makes a CA, server and client certificates with openssl, creates the system user
+# dante authenticates (posthaste-socks), writes every config under a temporary directory, starts
 # the servers on free loopback ports, runs `cargo test --test interop -- --ignored`, and stops
-# every server it started, also on failure or interruption. Needs root for apt-get only when
-# something must be installed. Nothing leaves the machine.
+# every server it started, also on failure or interruption. Needs root: for apt-get when
+# something must be installed, and for the user dante checks passwords against. Nothing leaves
+# the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,14 +20,16 @@ need_root() { if [ "$(id -u)" -ne 0 ]; then log "needs root to install $*"; exit
 missing=()
 command -v squid >/dev/null 2>&1 || [ -x /usr/sbin/squid ] || missing+=(squid)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+command -v tinyproxy >/dev/null 2>&1 || [ -x /usr/bin/tinyproxy ] || missing+=(tinyproxy)
+command -v danted >/dev/null 2>&1 || [ -x /usr/sbin/danted ] || missing+=(dante-server)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if [ "${#missing[@]}" -gt 0 ]; then
     need_root "${missing[*]}"
     log "apt-get install ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    # Keep the packages' own services (squid on 3128, nginx on 80) from starting: this suite
-    # starts its own instances, on free ports, and stops them.
+    # Keep the packages' own services (squid on 3128, nginx on 80, tinyproxy on 8888, danted)
+    # from starting: this suite starts its own instances, on free ports, and stops them.
     policy_added=
     if [ ! -e /usr/sbin/policy-rc.d ]; then
         printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && policy_added=1
@@ -60,7 +64,8 @@ cleanup() {
     done
     if [ "$status" -ne 0 ]; then
         log "FAILED (status $status); server logs:"
-        for f in squid-access.log squid-cache.log nginx-error.log nginx-tls.log nginx-mtls.log nginx-http.log mitm.log; do
+        for f in squid-access.log squid-cache.log nginx-error.log nginx-tls.log nginx-mtls.log nginx-http.log mitm.log \
+            tinyproxy.log tinyproxy-stdout.log danted.log danted-stdout.log; do
             [ -f "$DIR/$f" ] && { echo "--- $f"; tail -n 30 "$DIR/$f"; }
         done
     fi
@@ -71,8 +76,9 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 free_port() { "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-wait_port() { # name port
+wait_port() { # name port [pid]: fails at once if the server has exited
     for _ in $(seq 1 300); do
+        if [ -n "${3:-}" ] && ! kill -0 "$3" 2>/dev/null; then log "$1 exited before listening on $2"; return 1; fi
         if "$PYTHON" -c "import socket,sys; socket.create_connection(('127.0.0.1',$2),0.2).close()" 2>/dev/null; then return 0; fi
         sleep 0.1
     done
@@ -80,8 +86,14 @@ wait_port() { # name port
 }
 
 NGX_TLS=$(free_port); NGX_MTLS=$(free_port); NGX_HTTP=$(free_port); SQUID_PORT=$(free_port); MITM_PORT=$(free_port)
+TINY_PORT=$(free_port); DANTE_PORT=$(free_port)
 USER_NAME=interop
 USER_PASS="s3cret:p@ss"
+# tinyproxy's BasicAuth takes [-a-z0-9._] only.
+TINY_PASS="s3cret.tiny-pw"
+# dante checks the system's users: a dedicated one, without a home or a shell.
+SOCKS_USER=posthaste-socks
+SOCKS_PASS="s0cks:p@ss w"
 
 # --- certificates ----------------------------------------------------------------------------
 cd "$DIR"
@@ -146,7 +158,7 @@ EOF
 log "nginx on $NGX_TLS (TLS), $NGX_MTLS (mTLS), $NGX_HTTP (plain)"
 nginx -p "$DIR" -c "$DIR/nginx.conf" -g 'daemon off;' >"$DIR/nginx-stdout.log" 2>&1 &
 PIDS+=($!)
-wait_port nginx "$NGX_TLS"
+wait_port nginx "$NGX_TLS" "$!"
 
 # --- squid -----------------------------------------------------------------------------------
 touch squid-access.log squid-cache.log && chmod 666 squid-access.log squid-cache.log
@@ -180,7 +192,7 @@ EOF
 log "squid on $SQUID_PORT"
 squid -N -f "$DIR/squid.conf" >"$DIR/squid-stdout.log" 2>&1 &
 PIDS+=($!)
-wait_port squid "$SQUID_PORT"
+wait_port squid "$SQUID_PORT" "$!"
 
 # --- mitmproxy -------------------------------------------------------------------------------
 mkdir -p mitm
@@ -188,15 +200,77 @@ log "mitmproxy on $MITM_PORT"
 "$MITMDUMP" --listen-host 127.0.0.1 --listen-port "$MITM_PORT" --set confdir="$DIR/mitm" \
     --set ssl_verify_upstream_trusted_ca="$DIR/ca.pem" >"$DIR/mitm.log" 2>&1 &
 PIDS+=($!)
-wait_port mitmproxy "$MITM_PORT"
+wait_port mitmproxy "$MITM_PORT" "$!"
 for _ in $(seq 1 100); do [ -s mitm/mitmproxy-ca-cert.pem ] && break; sleep 0.1; done
 [ -s mitm/mitmproxy-ca-cert.pem ] || { log "mitmproxy wrote no CA"; exit 1; }
+
+# --- tinyproxy -------------------------------------------------------------------------------
+touch tinyproxy.log && chmod 666 tinyproxy.log
+cat > tinyproxy.conf <<EOF
+# Debian's stock settings (Allow 127.0.0.1; ConnectPort 443 and 563, as upstream ships them),
+# with basic authentication.
+Port $TINY_PORT
+Listen 127.0.0.1
+Timeout 600
+DefaultErrorFile "/usr/share/tinyproxy/default.html"
+LogFile "$DIR/tinyproxy.log"
+LogLevel Info
+PidFile "$DIR/tinyproxy.pid"
+MaxClients 100
+Allow 127.0.0.1
+ViaProxyName "tinyproxy"
+ConnectPort 443
+ConnectPort 563
+BasicAuth $USER_NAME $TINY_PASS
+EOF
+log "tinyproxy on $TINY_PORT"
+tinyproxy -d -c "$DIR/tinyproxy.conf" >"$DIR/tinyproxy-stdout.log" 2>&1 &
+PIDS+=($!)
+wait_port tinyproxy "$TINY_PORT" "$!"
+
+# --- dante -----------------------------------------------------------------------------------
+need_root "the system user $SOCKS_USER that dante checks passwords against"
+if ! id "$SOCKS_USER" >/dev/null 2>&1; then
+    log "useradd $SOCKS_USER"
+    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$SOCKS_USER"
+fi
+printf '%s:%s\n' "$SOCKS_USER" "$SOCKS_PASS" | chpasswd
+touch danted.log && chmod 666 danted.log
+cat > danted.conf <<EOF
+# SOCKS5 with the username method (RFC 1929) against the system's users, loopback only.
+logoutput: $DIR/danted.log
+internal: 127.0.0.1 port = $DANTE_PORT
+external: 127.0.0.1
+clientmethod: none
+socksmethod: username
+user.privileged: root
+user.unprivileged: nobody
+client pass {
+    from: 127.0.0.0/8 to: 0.0.0.0/0
+    log: error
+}
+socks pass {
+    from: 127.0.0.0/8 to: 127.0.0.0/8
+    command: connect
+    log: error connect
+}
+socks block {
+    from: 0.0.0.0/0 to: 0.0.0.0/0
+    log: error connect
+}
+EOF
+log "dante on $DANTE_PORT"
+danted -f "$DIR/danted.conf" -p "$DIR/danted.pid" >"$DIR/danted-stdout.log" 2>&1 &
+PIDS+=($!)
+wait_port dante "$DANTE_PORT" "$!"
 
 # --- tests -----------------------------------------------------------------------------------
 cd - >/dev/null
 export INTEROP_DIR="$DIR" INTEROP_NGINX_TLS="$NGX_TLS" INTEROP_NGINX_MTLS="$NGX_MTLS" \
     INTEROP_NGINX_HTTP="$NGX_HTTP" INTEROP_SQUID="127.0.0.1:$SQUID_PORT" INTEROP_MITM="127.0.0.1:$MITM_PORT" \
-    INTEROP_USER="$USER_NAME" INTEROP_PASSWORD="$USER_PASS"
+    INTEROP_USER="$USER_NAME" INTEROP_PASSWORD="$USER_PASS" \
+    INTEROP_TINYPROXY="127.0.0.1:$TINY_PORT" INTEROP_TINYPROXY_PASSWORD="$TINY_PASS" \
+    INTEROP_DANTE="127.0.0.1:$DANTE_PORT" INTEROP_SOCKS_USER="$SOCKS_USER" INTEROP_SOCKS_PASSWORD="$SOCKS_PASS"
 # Proxy variables of the calling environment must not steer the tests.
 unset http_proxy HTTP_PROXY https_proxy HTTPS_PROXY all_proxy ALL_PROXY no_proxy NO_PROXY
 log "cargo test --test interop -- --ignored"

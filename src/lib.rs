@@ -178,10 +178,25 @@
 //! loading the OS store are [`Report::warnings`], not errors.
 //!
 //! **Failures name the hop.** TLS verification failures (unknown issuer, wrong name, expired,
-//! refused client certificate), proxy `407`/`403` and SOCKS5 authentication failures are
+//! refused client certificate), proxy `407`/`401`/`403` and SOCKS5 authentication failures are
 //! `Failed` at once, not retried, with reasons such as `proxy 127.0.0.1:3128 refused CONNECT to
 //! collector:443: 407 Proxy Authentication Required: …`. Refused connections and DNS failures
 //! are retried. [`Client::probe`] diagnoses the whole path in one call.
+//!
+//! # Operating it
+//!
+//! [`Client::metrics`] gives [`Metrics`] over a sliding window (queued events, busy workers,
+//! load, wait and service times, arrival and departure rates); [`Builder::on_lifecycle`] receives
+//! [`LifecycleEvent`]s (started, circuit opened and closed, spilled, replayed, a periodic report,
+//! shut down); [`Client::send_with`] with [`Priority::High`] uses a lane that is taken first and
+//! keeps its events when normal ones overflow. The `metrics` cargo feature publishes the
+//! counters and gauges through the `metrics` crate facade.
+//!
+//! # Configuration from the environment
+//!
+//! [`from_env`] reads a documented table of `POSTHASTE_*` variables (endpoint, workers, queue,
+//! overflow, batching, gzip, token, headers, proxy, CA file, client certificate, timeouts, spill
+//! directory, exit hook) into a [`Builder`]; builder calls after it override the environment.
 //!
 //! # Defaults
 //!
@@ -191,6 +206,7 @@
 //! | [`Builder::content_type`] | `application/json` |
 //! | [`Builder::workers`] | 2 |
 //! | [`Builder::queue_capacity`] | 10,000 events |
+//! | [`Builder::priority_capacity`] | 1,000 events (the high-priority lane) |
 //! | [`Builder::queue_bytes`] | 16 MiB |
 //! | [`Builder::overflow`] | [`Overflow::DropNewest`] |
 //! | [`Builder::retry`] | 10 attempts, 500 ms ×2 up to 30 s, 120 s in all, `Retry-After` ≤ 60 s |
@@ -213,6 +229,8 @@
 //! | [`Builder::gzip`] | off ([`Gzip::new`]: level 1, from 1 KiB) |
 //! | [`Builder::idempotency`] | off ([`Idempotency::new`]: `Idempotency-Key`, `X-Attempt`) |
 //! | [`Builder::worker_nice`] | 0 |
+//! | [`Builder::on_lifecycle`] / [`Builder::report_interval`] | none / off |
+//! | [`Builder::metrics_window`] | 60 s |
 //! | `log::Logger` / `tracing::Layer`: `max_level`, `level_for`, `with_field` | `INFO`, none, none |
 //! | `log::Logger::flush_timeout` | 5 s |
 
@@ -232,15 +250,17 @@ mod state;
 mod transport;
 mod util;
 
-pub use api::{builder, Builder, Client, Dangerous, Guard};
+pub use api::{builder, from_env, Builder, Client, Dangerous, Guard};
 pub use error::{Error, SendError};
 pub use event::Event;
 pub use policy::encode::{Batch, CustomEncoding, Encoding, Events, Gzip, Idempotency, Template};
 pub use policy::gate::{Circuit, CircuitBreaker, RetryBudget};
 pub use policy::retry::Retry;
 pub use runtime::AfterShutdown;
+pub use state::lifecycle::LifecycleEvent;
+pub use state::metrics::Metrics;
 pub use state::outcome::{Outcome, Receipt};
-pub use state::queue::Overflow;
+pub use state::queue::{Overflow, Priority};
 pub use state::report::Report;
 pub use state::stats::Stats;
 pub use transport::probe::{Diagnosis, Step, StepKind};

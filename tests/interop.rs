@@ -1,7 +1,9 @@
-//! Interop with real peers: squid (forward proxy with basic authentication), nginx (TLS with a
-//! generated CA, mTLS with `ssl_verify_client on`, plain HTTP) and mitmproxy (a TLS-intercepting
-//! gateway). `scripts/interop.sh` installs and starts them on 127.0.0.1 and runs these tests
-//! with the `INTEROP_*` variables set; plain `cargo test` skips them.
+//! Interop with real peers: squid (forward proxy with basic authentication), tinyproxy (basic
+//! authentication, stock `ConnectPort 443`), dante (SOCKS5 with the username method against a
+//! system user), nginx (TLS with a generated CA, mTLS with `ssl_verify_client on`, plain HTTP)
+//! and mitmproxy (a TLS-intercepting gateway). `scripts/interop.sh` installs and starts them on
+//! 127.0.0.1 and runs these tests with the `INTEROP_*` variables set; plain `cargo test` skips
+//! them.
 
 mod support;
 
@@ -12,7 +14,7 @@ use posthaste::{Outcome, StepKind};
 use serde_json::json;
 use support::PATIENCE;
 
-const WHY: &str = "needs squid/nginx/mitmproxy: run scripts/interop.sh";
+const WHY: &str = "needs squid/tinyproxy/dante/nginx/mitmproxy: run scripts/interop.sh";
 
 struct Env {
     dir: PathBuf,
@@ -23,6 +25,11 @@ struct Env {
     mitm: String,
     user: String,
     password: String,
+    tinyproxy: String,
+    tinyproxy_password: String,
+    dante: String,
+    socks_user: String,
+    socks_password: String,
 }
 
 fn env() -> Env {
@@ -37,6 +44,11 @@ fn env() -> Env {
         mitm: var("INTEROP_MITM"),
         user: var("INTEROP_USER"),
         password: var("INTEROP_PASSWORD"),
+        tinyproxy: var("INTEROP_TINYPROXY"),
+        tinyproxy_password: var("INTEROP_TINYPROXY_PASSWORD"),
+        dante: var("INTEROP_DANTE"),
+        socks_user: var("INTEROP_SOCKS_USER"),
+        socks_password: var("INTEROP_SOCKS_PASSWORD"),
     }
 }
 
@@ -47,15 +59,41 @@ impl Env {
 
     /// The squid URL with the credentials percent-encoded.
     fn squid_url(&self, password: &str) -> String {
-        let enc: String = password
-            .bytes()
-            .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
-            .collect();
-        format!("http://{}:{enc}@{}", self.user, self.squid)
+        format!("http://{}:{}@{}", self.user, enc(password), self.squid)
+    }
+
+    /// The tinyproxy URL with the credentials percent-encoded.
+    fn tinyproxy_url(&self, password: &str) -> String {
+        format!("http://{}:{}@{}", self.user, enc(password), self.tinyproxy)
+    }
+
+    /// The dante URL (`socks5` or `socks5h`) with the credentials percent-encoded.
+    fn dante_url(&self, scheme: &str, password: &str) -> String {
+        format!("{scheme}://{}:{}@{}", self.socks_user, enc(password), self.dante)
     }
 
     fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.file(name)).unwrap_or_default()
+    }
+
+    /// Waits until `name` has exactly `n` lines containing `needle` (nginx writes its access
+    /// log after answering, so the last lines may come after the outcomes). Bounded.
+    fn wait_for_count(&self, name: &str, needle: &str, n: usize) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let text = self.log(name);
+            let seen = text.lines().filter(|l| l.contains(needle)).count();
+            assert!(seen <= n, "{seen} lines with {needle:?} in {name}, expected {n}:\n{text}");
+            if seen == n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{seen} lines with {needle:?} in {name}, expected {n}:\n{text}"
+            );
+            // Polls an external process's log file: there is no event to wait on.
+            poll_interval(Duration::from_millis(50));
+        }
     }
 
     /// Waits until `name` has a line containing every needle. Servers write their logs on their
@@ -72,6 +110,13 @@ impl Env {
             poll_interval(Duration::from_millis(50));
         }
     }
+}
+
+/// Percent-encodes every byte but ASCII letters and digits.
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
 }
 
 /// Waits `d` between two looks at a log file (a receive on a channel nobody sends on).
@@ -96,6 +141,28 @@ fn send(b: posthaste::Builder, run: &str, n: usize) -> (Vec<Outcome>, posthaste:
     (outcomes, guard.shutdown())
 }
 
+/// Like [`send`], with every option at its default: the retry policy, the breaker and the
+/// budget are the user's, so a refusal judged transient would show as retries and a late
+/// settlement, not hide behind a short test policy.
+fn send_defaults(b: posthaste::Builder, run: &str, n: usize) -> (Vec<Outcome>, posthaste::Report, Duration) {
+    let guard = b.header("X-Interop-Run", run).start().expect("start");
+    let client = guard.client();
+    let began = Instant::now();
+    let receipts: Vec<_> =
+        (0..n).map(|i| client.send_tracked(json!({"run": run, "i": i})).unwrap()).collect();
+    let outcomes = receipts.iter().map(|r| r.wait(PATIENCE).expect("settled")).collect();
+    let took = began.elapsed();
+    (outcomes, guard.shutdown(), took)
+}
+
+/// A refusal that settles at once: one request, no retry, no password in the reason.
+fn refused_once<'a>(outcomes: &'a [Outcome], report: &posthaste::Report, password: &str) -> &'a str {
+    let reason = failed_once(&outcomes[0]);
+    assert!(!reason.contains(password) && !reason.contains(&enc(password)), "{reason}");
+    assert_eq!((report.stats.requests, report.stats.retries), (1, 0), "{reason}");
+    reason
+}
+
 fn all_delivered(outcomes: &[Outcome]) {
     assert!(outcomes.iter().all(Outcome::is_delivered), "{outcomes:?}");
 }
@@ -108,7 +175,7 @@ fn failed_once(o: &Outcome) -> &str {
 }
 
 #[test]
-#[ignore = "needs squid/nginx/mitmproxy: run scripts/interop.sh"]
+#[ignore = "needs squid/tinyproxy/dante/nginx/mitmproxy: run scripts/interop.sh"]
 fn a_https_through_squid_with_basic_auth_reaches_nginx() {
     let e = env();
     let run = run_id("a");
@@ -121,8 +188,7 @@ fn a_https_through_squid_with_basic_auth_reaches_nginx() {
     // nginx saw each POST, over TLS; squid logged the tunnel with the user name.
     let line = e.wait_for_line("nginx-tls.log", &["\"POST /ingest HTTP/1.1\" 200", &run]);
     assert!(line.starts_with("127.0.0.1 "), "{line}");
-    let seen = e.log("nginx-tls.log").lines().filter(|l| l.contains(&run)).count();
-    assert_eq!(seen, 5);
+    e.wait_for_count("nginx-tls.log", &run, 5);
     e.wait_for_line("squid-access.log", &["CONNECT", &format!("127.0.0.1:{}", e.nginx_tls), &e.user]);
 
     // The probe shows each hop through squid.
@@ -139,7 +205,7 @@ fn a_https_through_squid_with_basic_auth_reaches_nginx() {
 }
 
 #[test]
-#[ignore = "needs squid/nginx/mitmproxy: run scripts/interop.sh"]
+#[ignore = "needs squid/tinyproxy/dante/nginx/mitmproxy: run scripts/interop.sh"]
 fn a_squid_refusals_are_permanent_failures() {
     let e = env();
     let url = format!("https://127.0.0.1:{}/ingest", e.nginx_tls);
@@ -166,7 +232,7 @@ fn a_squid_refusals_are_permanent_failures() {
 }
 
 #[test]
-#[ignore = "needs squid/nginx/mitmproxy: run scripts/interop.sh"]
+#[ignore = "needs squid/tinyproxy/dante/nginx/mitmproxy: run scripts/interop.sh"]
 fn b_mtls_against_nginx_with_ssl_verify_client_on() {
     let e = env();
     let run = run_id("b");
@@ -204,7 +270,7 @@ fn b_mtls_against_nginx_with_ssl_verify_client_on() {
 }
 
 #[test]
-#[ignore = "needs squid/nginx/mitmproxy: run scripts/interop.sh"]
+#[ignore = "needs squid/tinyproxy/dante/nginx/mitmproxy: run scripts/interop.sh"]
 fn c_mitmproxy_intercepts_when_its_ca_is_trusted_and_fails_cleanly_otherwise() {
     let e = env();
     let url = format!("https://127.0.0.1:{}/ingest", e.nginx_tls);
@@ -238,7 +304,7 @@ fn c_mitmproxy_intercepts_when_its_ca_is_trusted_and_fails_cleanly_otherwise() {
 }
 
 #[test]
-#[ignore = "needs squid/nginx/mitmproxy: run scripts/interop.sh"]
+#[ignore = "needs squid/tinyproxy/dante/nginx/mitmproxy: run scripts/interop.sh"]
 fn d_plain_http_through_squid_is_forwarded() {
     let e = env();
     let run = run_id("d");
@@ -250,7 +316,7 @@ fn d_plain_http_through_squid_is_forwarded() {
         "squid-access.log",
         &["POST", &format!("http://127.0.0.1:{}/ingest", e.nginx_http), &e.user],
     );
-    assert_eq!(e.log("nginx-http.log").lines().filter(|l| l.contains(&run)).count(), 5);
+    e.wait_for_count("nginx-http.log", &run, 5);
     let tunnel = format!("CONNECT 127.0.0.1:{}", e.nginx_http);
     assert!(!e.log("squid-access.log").lines().any(|l| l.contains("TCP_TUNNEL") && l.contains(&tunnel)));
 
@@ -261,4 +327,134 @@ fn d_plain_http_through_squid_is_forwarded() {
         reason.starts_with(&format!("proxy {} refused to forward", e.squid)) && reason.contains("407"),
         "{reason}"
     );
+}
+
+#[test]
+#[ignore = "needs squid/tinyproxy/dante/nginx/mitmproxy: run scripts/interop.sh"]
+fn e_plain_http_through_tinyproxy_is_forwarded() {
+    let e = env();
+    let run = run_id("e");
+    let url = format!("http://127.0.0.1:{}/ingest", e.nginx_http);
+    let b = posthaste::builder(&url).proxy(e.tinyproxy_url(&e.tinyproxy_password));
+    let (outcomes, _, _) = send_defaults(b, &run, 5);
+    all_delivered(&outcomes);
+    e.wait_for_count("nginx-http.log", &run, 5);
+    // Forwarded in absolute form: tinyproxy logs the request, not a CONNECT.
+    e.wait_for_line("tinyproxy.log", &["Request", &format!("POST http://127.0.0.1:{}/ingest", e.nginx_http)]);
+}
+
+#[test]
+#[ignore = "needs squid/tinyproxy/dante/nginx/mitmproxy: run scripts/interop.sh"]
+fn e_tinyproxy_refusals_are_permanent_failures() {
+    let e = env();
+    let http = format!("http://127.0.0.1:{}/ingest", e.nginx_http);
+    let wrong = "wrong.pw-4711";
+
+    // Wrong password: tinyproxy answers 401 (not 407), `Connection: close`, and resets the
+    // connection with the request body unread. One attempt, a proxy-authentication reason.
+    let b = posthaste::builder(&http).proxy(e.tinyproxy_url(wrong));
+    let (outcomes, report, took) = send_defaults(b, &run_id("e-bad"), 1);
+    let reason = refused_once(&outcomes, &report, wrong);
+    let expected = format!(
+        "proxy {} refused to forward to 127.0.0.1:{}: 401 Unauthorized: proxy authentication failed",
+        e.tinyproxy, e.nginx_http
+    );
+    assert!(reason.starts_with(&expected), "{reason}");
+    println!("tinyproxy, wrong password, forwarded: settled in {took:?}: {reason}");
+
+    // The same through CONNECT (an HTTPS endpoint).
+    let https = format!("https://127.0.0.1:{}/ingest", e.nginx_tls);
+    let b =
+        posthaste::builder(&https).proxy(e.tinyproxy_url(wrong)).add_root_certs_pem_file(e.file("ca.pem"));
+    let (outcomes, report, took) = send_defaults(b, &run_id("e-bad-tls"), 1);
+    let reason = refused_once(&outcomes, &report, wrong);
+    assert!(
+        reason.starts_with(&format!("proxy {} refused CONNECT to 127.0.0.1:{}: ", e.tinyproxy, e.nginx_tls)),
+        "{reason}"
+    );
+    assert!(reason.contains("401 Unauthorized: proxy authentication failed"), "{reason}");
+    println!("tinyproxy, wrong password, CONNECT: settled in {took:?}: {reason}");
+
+    // No credentials at all: tinyproxy's 407.
+    let url = format!("http://{}", e.tinyproxy);
+    let (outcomes, report, _) = send_defaults(posthaste::builder(&http).proxy(&url), &run_id("e-none"), 1);
+    let reason = refused_once(&outcomes, &report, wrong);
+    assert!(
+        reason.contains(": 407 Proxy Authentication Required: proxy authentication required"),
+        "{reason}"
+    );
+
+    // Stock `ConnectPort 443`: a CONNECT to another port is refused with 403.
+    let b = posthaste::builder(&https)
+        .proxy(e.tinyproxy_url(&e.tinyproxy_password))
+        .add_root_certs_pem_file(e.file("ca.pem"));
+    let (outcomes, report, _) = send_defaults(b, &run_id("e-403"), 1);
+    let reason = refused_once(&outcomes, &report, &e.tinyproxy_password);
+    // The status line as tinyproxy sent it (ureq keeps no phrase; posthaste asks the proxy).
+    let expected =
+        format!("proxy {} refused CONNECT to 127.0.0.1:{}: 403 Access violation", e.tinyproxy, e.nginx_tls);
+    assert!(
+        reason.starts_with(&expected) && reason.contains("port 443") && !reason.contains("403 403"),
+        "{reason}"
+    );
+    println!("tinyproxy, CONNECT to port {}: {reason}", e.nginx_tls);
+    // The probe reads the proxy's own status line.
+    let guard = posthaste::builder(&https)
+        .proxy(e.tinyproxy_url(&e.tinyproxy_password))
+        .add_root_certs_pem_file(e.file("ca.pem"))
+        .start()
+        .unwrap();
+    let d = guard.client().probe();
+    let tunnel = &d.step(StepKind::Tunnel).unwrap().detail;
+    assert!(!d.is_ok() && tunnel.contains("403 Access violation"), "{d}");
+}
+
+#[test]
+#[ignore = "needs squid/tinyproxy/dante/nginx/mitmproxy: run scripts/interop.sh"]
+fn f_through_dante_with_socks5_and_socks5h() {
+    let e = env();
+    let ca = e.file("ca.pem");
+    // socks5: the name is resolved here; socks5h: dante resolves `localhost`.
+    for (scheme, host) in [("socks5", "127.0.0.1"), ("socks5h", "localhost")] {
+        let run = run_id(&format!("f-{scheme}-tls"));
+        let url = format!("https://{host}:{}/ingest", e.nginx_tls);
+        let b = posthaste::builder(&url)
+            .proxy(e.dante_url(scheme, &e.socks_password))
+            .add_root_certs_pem_file(&ca);
+        let (outcomes, _, _) = send_defaults(b, &run, 3);
+        all_delivered(&outcomes);
+        e.wait_for_line("nginx-tls.log", &["\"POST /ingest HTTP/1.1\" 200", &run]);
+
+        let run = run_id(&format!("f-{scheme}-http"));
+        let url = format!("http://{host}:{}/ingest", e.nginx_http);
+        let b = posthaste::builder(&url).proxy(e.dante_url(scheme, &e.socks_password));
+        let (outcomes, _, _) = send_defaults(b, &run, 3);
+        all_delivered(&outcomes);
+        e.wait_for_count("nginx-http.log", &run, 3);
+    }
+    // dante logs each connection it passed, with the user.
+    e.wait_for_line("danted.log", &["pass", &format!("127.0.0.1.{}", e.nginx_tls)]);
+}
+
+#[test]
+#[ignore = "needs squid/tinyproxy/dante/nginx/mitmproxy: run scripts/interop.sh"]
+fn f_dante_refusals_are_permanent_failures() {
+    let e = env();
+    let url = format!("https://127.0.0.1:{}/ingest", e.nginx_tls);
+    let wrong = "wrong:pw 4711";
+    let b = posthaste::builder(&url)
+        .proxy(e.dante_url("socks5", wrong))
+        .add_root_certs_pem_file(e.file("ca.pem"));
+    let (outcomes, report, took) = send_defaults(b, &run_id("f-bad"), 1);
+    let reason = refused_once(&outcomes, &report, wrong);
+    assert!(reason.starts_with(&format!("SOCKS5 proxy {} refused the credentials", e.dante)), "{reason}");
+    println!("dante, wrong password: settled in {took:?}: {reason}");
+
+    let b = posthaste::builder(&url)
+        .proxy(format!("socks5h://{}", e.dante))
+        .add_root_certs_pem_file(e.file("ca.pem"));
+    let (outcomes, report, _) = send_defaults(b, &run_id("f-none"), 1);
+    let reason = refused_once(&outcomes, &report, wrong);
+    assert!(reason.contains("accepts none of the offered authentication methods"), "{reason}");
+    println!("dante, no credentials: {reason}");
 }

@@ -51,7 +51,7 @@ fn bad_proxy_credentials_fail_once_and_name_the_proxy() {
             let expected =
                 format!("proxy {} refused CONNECT to 127.0.0.1:{}: 407", proxy.addr(), server.port());
             assert!(reason.starts_with(&expected), "{reason}");
-            assert!(reason.contains("authentication required"), "{reason}");
+            assert!(reason.contains("proxy authentication failed"), "{reason}");
             assert!(!reason.contains("wrong"), "no password in reasons: {reason}");
         }
         other => panic!("{other:?}"),
@@ -289,4 +289,41 @@ fn https_proxy_for_https_and_plain_http_endpoints() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn a_refused_connect_reads_with_the_proxys_own_reason_phrase() {
+    use std::io::{BufRead, BufReader, Write};
+    // A proxy that refuses every CONNECT with a phrase of its own, reading each request head.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let mut served = 0;
+        // ureq's CONNECT, then the one posthaste makes to read the phrase; bounded.
+        while served < 2 {
+            let Ok((stream, _)) = listener.accept() else { break };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                line.clear();
+            }
+            let mut w = stream;
+            let _ = w.write_all(b"HTTP/1.1 403 Tunnels closed by policy\r\nContent-Length: 0\r\n\r\n");
+            served += 1;
+        }
+        served
+    });
+    let b = posthaste::builder("https://127.0.0.1:9/ingest").proxy(format!("http://{addr}"));
+    let (outcome, report) = send_one(b);
+    match outcome {
+        Outcome::Failed { reason, attempts: 1 } => {
+            assert!(
+                reason.contains("403 Tunnels closed by policy") && !reason.contains("403 403"),
+                "{reason}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(report.stats.requests, 1);
+    assert_eq!(server.join().unwrap(), 2);
 }

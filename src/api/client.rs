@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 use crate::error::SendError;
 use crate::event::Event;
 use crate::runtime::{send_now, AfterShutdown, Shared};
+use crate::state::metrics::Metrics;
 use crate::state::outcome::{Envelope, Receipt, ReceiptSlot};
-use crate::state::queue::PushError;
+use crate::state::queue::{Priority, PushError};
 use crate::state::stats::Stats;
 use crate::transport::probe::Diagnosis;
 
@@ -74,10 +75,29 @@ impl Client {
     pub fn try_send(&self, event: impl Into<Event>) -> Result<(), SendError> {
         let event = event.into();
         let size = event.approx_bytes();
-        match self.shared.queue.try_push(Envelope { event, size, receipt: None }, &self.shared.ledger) {
+        match self.shared.queue.try_push(Envelope::sampled(event, size, None), &self.shared.ledger) {
             Ok(()) => Ok(()),
             Err(PushError::Full(env)) => Err(SendError::Full(env.event)),
             Err(PushError::Closed(env)) => Err(SendError::Closed(env.event)),
+        }
+    }
+
+    /// Like [`send`](Client::send), on the lane `priority` names: [`Priority::High`] events
+    /// have their own capacity, are taken by workers first, and under overflow push normal
+    /// events out before they are dropped themselves. `send` is `send_with(event,
+    /// Priority::Normal)`.
+    ///
+    /// ```
+    /// use posthaste::Priority;
+    /// # let guard = posthaste::builder("http://127.0.0.1:9/").start().unwrap();
+    /// let client = guard.client();
+    /// client.send_with(serde_json::json!({"alert": "disk full"}), Priority::High)?;
+    /// # Ok::<(), posthaste::SendError>(())
+    /// ```
+    pub fn send_with(&self, event: impl Into<Event>, priority: Priority) -> Result<(), SendError> {
+        match priority {
+            Priority::High => self.push_high(event.into()),
+            _ => self.push(event.into(), None),
         }
     }
 
@@ -105,6 +125,20 @@ impl Client {
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
         self.shared.stats()
+    }
+
+    /// How busy the pipeline is and how long events wait, over the metrics window (see
+    /// [`Metrics`]): queued events, busy workers, load now and on average, wait and service
+    /// times (mean and 99th percentile), arrival and departure rates. Costs a lock and a
+    /// pass over 60 small buckets; `send` pays nothing for it but a sampled timestamp.
+    ///
+    /// ```
+    /// # let guard = posthaste::builder("http://127.0.0.1:9/").start().unwrap();
+    /// let m = guard.client().metrics();
+    /// println!("{m}"); // queued 0, busy 0/2 (load 0.00, 0.00 over 60s), …
+    /// ```
+    pub fn metrics(&self) -> Metrics {
+        self.shared.metrics()
     }
 
     /// Waits until every event sent so far has settled (nothing queued or in flight), with
@@ -157,7 +191,19 @@ impl Client {
 
     fn push(&self, event: Event, receipt: Option<Arc<ReceiptSlot>>) -> Result<(), SendError> {
         let size = event.approx_bytes();
-        match self.shared.queue.push(Envelope { event, size, receipt }, &self.shared.ledger) {
+        let result = self.shared.queue.push(Envelope::sampled(event, size, receipt), &self.shared.ledger);
+        self.pushed(result)
+    }
+
+    fn push_high(&self, event: Event) -> Result<(), SendError> {
+        let size = event.approx_bytes();
+        let result = self.shared.queue.push_high(Envelope::sampled(event, size, None), &self.shared.ledger);
+        self.pushed(result)
+    }
+
+    /// What `send` returns for a push's result (sending after shutdown if configured).
+    fn pushed(&self, result: Result<(), PushError>) -> Result<(), SendError> {
+        match result {
             Ok(()) => Ok(()),
             Err(PushError::Full(env)) => Err(SendError::Full(env.event)),
             Err(PushError::Closed(env)) => match self.shared.options.after_shutdown {

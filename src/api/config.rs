@@ -53,11 +53,15 @@ impl Config {
             runtime: RuntimeOptions {
                 workers: 2,
                 queue_capacity: 10_000,
+                priority_capacity: 1_000,
                 queue_bytes: 16 * 1024 * 1024,
                 overflow: Overflow::DropNewest,
                 retry: Retry::new(),
                 shutdown_timeout: Duration::from_secs(3),
                 on_outcome: None,
+                on_lifecycle: None,
+                report_interval: None,
+                metrics_window: Duration::from_secs(60),
                 encode: EncodeOptions {
                     batch: None,
                     encoding: Encoding::Json,
@@ -96,6 +100,7 @@ impl Config {
         let (t, r) = (&self.transport, &self.runtime);
         range("workers", r.workers, 1, 256)?;
         range("queue_capacity", r.queue_capacity, 1, 1 << 24)?;
+        range("priority_capacity", r.priority_capacity, 1, 1 << 24)?;
         range("queue_bytes", r.queue_bytes, 1, 1 << 40)?;
         if r.overflow == Overflow::BlockFor(Duration::ZERO) {
             return Err(Error::InvalidOption {
@@ -110,6 +115,10 @@ impl Config {
         duration("connect_timeout", t.connect_timeout, MS, HOUR)?;
         duration("request_timeout", t.request_timeout, MS, HOUR)?;
         duration("shutdown_timeout", r.shutdown_timeout, Duration::ZERO, 10 * MINUTE)?;
+        if let Some(d) = r.report_interval {
+            duration("report_interval", d, MS, HOUR)?;
+        }
+        duration("metrics_window", r.metrics_window, Duration::from_secs(1), HOUR)?;
         duration("exit_timeout", r.exit_timeout, Duration::ZERO, 10 * MINUTE)?;
         duration("panic_timeout", r.panic_timeout, MS, MINUTE)?;
         if let AfterShutdown::SendSync(d) = r.after_shutdown {
@@ -184,6 +193,7 @@ mod tests {
             ("Builder::method", format!("`{}`", t.method)),
             ("Builder::content_type", format!("`{}`", t.content_type)),
             ("Builder::workers", format!("| {} |", r.workers)),
+            ("Builder::priority_capacity", "1,000 events".to_string()),
             ("Builder::queue_capacity", "10,000 events".to_string()),
             ("Builder::queue_bytes", mib(r.queue_bytes as u64)),
             ("Builder::connect_timeout", secs(t.connect_timeout)),

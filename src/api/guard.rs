@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::api::client::Client;
 use crate::runtime::{shutdown, Shared};
+use crate::state::metrics::Metrics;
 use crate::state::report::Report;
 use crate::state::stats::Stats;
 
@@ -47,6 +48,11 @@ impl Guard {
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
         self.shared.stats()
+    }
+
+    /// The pipeline's [`Metrics`]; see [`Client::metrics`].
+    pub fn metrics(&self) -> Metrics {
+        self.shared.metrics()
     }
 
     /// Waits until every event sent so far has settled, with retries on, or until `timeout`.

@@ -5,8 +5,10 @@
 mod builder;
 mod client;
 mod config;
+mod env;
 mod guard;
 
 pub use builder::{builder, Builder, Dangerous};
 pub use client::Client;
+pub use env::from_env;
 pub use guard::Guard;

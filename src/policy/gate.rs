@@ -407,9 +407,10 @@ impl Gate {
 
     /// Reports a request's result: `ok` unless it was a transient failure (see
     /// [`CircuitBreaker`]).
-    pub(crate) fn record(&self, now: Instant, ok: bool) {
+    /// Returns the circuit's `(before, after)` when this result changed it.
+    pub(crate) fn record(&self, now: Instant, ok: bool) -> Option<(Circuit, Circuit)> {
         if !self.breaker_policy.enabled {
-            return;
+            return None;
         }
         let mut st = self.state.lock();
         let before = st.breaker.circuit();
@@ -418,6 +419,8 @@ impl Gate {
             self.opened.fetch_add(1, Ordering::Relaxed);
         }
         self.publish(&st.breaker, before);
+        let after = st.breaker.circuit();
+        (after != before).then_some((before, after))
     }
 
     /// Mirrors the breaker into the atomics and wakes waiters if it changed. Called under the

@@ -10,6 +10,8 @@ mod after_shutdown;
 mod hooks;
 mod judge;
 mod nice;
+#[cfg(feature = "metrics")]
+mod publish;
 mod replay;
 mod shared;
 mod shutdown;
@@ -29,6 +31,7 @@ pub(crate) use start::start;
 use crate::policy::encode::EncodeOptions;
 use crate::policy::gate::{CircuitBreaker, RetryBudget};
 use crate::policy::retry::Retry;
+use crate::state::lifecycle::OnLifecycle;
 use crate::state::outcome::OnOutcome;
 use crate::state::queue::Overflow;
 #[cfg(doc)]
@@ -40,11 +43,17 @@ use crate::transport::TransportOptions;
 pub(crate) struct RuntimeOptions {
     pub(crate) workers: usize,
     pub(crate) queue_capacity: usize,
+    pub(crate) priority_capacity: usize,
     pub(crate) queue_bytes: usize,
     pub(crate) overflow: Overflow,
     pub(crate) retry: Retry,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) on_outcome: Option<OnOutcome>,
+    pub(crate) on_lifecycle: Option<OnLifecycle>,
+    /// How often `on_lifecycle` gets a `Report` (none: never).
+    pub(crate) report_interval: Option<Duration>,
+    /// The window `Metrics` cover.
+    pub(crate) metrics_window: Duration,
     pub(crate) encode: EncodeOptions,
     /// Added to each worker thread's nice value (0 = unchanged).
     pub(crate) worker_nice: i32,

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::Shared;
+use crate::state::lifecycle::LifecycleEvent;
 use crate::state::outcome::{Envelope, ReceiptSlot};
 
 /// Loads the spill files of ended runs into the backlog (before the workers start).
@@ -17,6 +18,9 @@ pub(crate) fn replay(shared: &Shared) {
     let orphans = spill.take_orphans();
     let n = orphans.events.len();
     shared.ledger.counters.replayed(n as u64, orphans.skipped);
+    if n > 0 || orphans.skipped > 0 {
+        shared.ledger.emit(|| LifecycleEvent::Replayed { events: n as u64, skipped: orphans.skipped });
+    }
     if n == 0 {
         orphans.files.remove();
         return;
@@ -42,7 +46,7 @@ pub(crate) fn replay(shared: &Shared) {
     for event in orphans.events {
         shared.ledger.counters.submitted();
         let size = event.approx_bytes();
-        items.push_back(Envelope { event, size, receipt: Some(ReceiptSlot::with_hook(hook.clone())) });
+        items.push_back(Envelope::new(event, size, Some(ReceiptSlot::with_hook(hook.clone()))));
     }
     shared.backlog.fill(items);
 }

@@ -12,6 +12,7 @@ use super::slot::Slot;
 use super::RuntimeOptions;
 use crate::policy::gate::Gate;
 use crate::state::ledger::Ledger;
+use crate::state::metrics::{Metrics, Recorder};
 use crate::state::queue::{Backlog, Queue};
 use crate::state::report::Report;
 use crate::state::spill::Spill;
@@ -23,6 +24,7 @@ pub(crate) struct Shared {
     pub(crate) queue: Queue,
     pub(crate) ledger: Ledger,
     pub(crate) gate: Gate,
+    pub(crate) recorder: Recorder,
     pub(crate) transport: Transport,
     /// Events replayed from spill files, taken before the queue.
     pub(crate) backlog: Backlog,
@@ -50,16 +52,23 @@ pub(crate) struct Threads {
 impl Shared {
     pub(crate) fn new(options: RuntimeOptions, transport: Transport, spill: Option<Arc<Spill>>) -> Shared {
         let (shutdown_tx, shutdown_rx) = crossbeam_channel::bounded(0);
-        let queue =
-            Queue::new(options.queue_capacity, options.queue_bytes, options.overflow, shutdown_rx.clone());
-        let ledger = Ledger::new(options.on_outcome.clone(), spill);
+        let queue = Queue::new(
+            options.queue_capacity,
+            options.priority_capacity,
+            options.queue_bytes,
+            options.overflow,
+        );
+        let ledger =
+            Ledger::new(options.on_outcome.clone(), spill).with_lifecycle(options.on_lifecycle.clone());
         let gate = Gate::new(&options.breaker, &options.budget);
         let slots = (0..options.workers).map(|_| Slot::default()).collect();
+        let recorder = Recorder::new(Instant::now(), options.metrics_window);
         Shared {
             options,
             queue,
             ledger,
             gate,
+            recorder,
             transport,
             backlog: Backlog::default(),
             slots,
@@ -95,6 +104,19 @@ impl Shared {
         stats.scheduled = self.queue.scheduled().min(stats.in_flight);
         (stats.circuit, stats.circuit_opened, stats.retries_throttled) = self.gate.snapshot(Instant::now());
         stats
+    }
+
+    /// The ledger's `(accepted, settled)` totals, for rates.
+    pub(crate) fn totals(&self) -> (u64, u64) {
+        let s = self.ledger.counters.snapshot(0);
+        (s.submitted, s.settled())
+    }
+
+    /// The pipeline's [`Metrics`] now.
+    pub(crate) fn metrics(&self) -> Metrics {
+        let s = self.ledger.counters.snapshot(0);
+        let waiting = s.queued + self.queue.scheduled().min(s.in_flight);
+        self.recorder.metrics(Instant::now(), (s.submitted, s.settled()), waiting, self.options.workers)
     }
 
     pub(crate) fn set_cancelled(&self) {

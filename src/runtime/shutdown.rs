@@ -12,6 +12,7 @@ use crossbeam_channel::RecvTimeoutError;
 use super::shared::Threads;
 use super::slot::settle_at_deadline;
 use super::Shared;
+use crate::state::lifecycle::LifecycleEvent;
 use crate::state::report::Report;
 
 /// The one shutdown path. Idempotent: later calls return the first call's report.
@@ -84,5 +85,7 @@ fn shutdown_locked(
         warnings: shared.transport.warnings().to_vec(),
     };
     life.report = Some(report.clone());
+    drop(life);
+    shared.ledger.emit(|| LifecycleEvent::ShutDown(report.clone()));
     report
 }

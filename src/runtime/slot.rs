@@ -141,7 +141,8 @@ mod tests {
         (0..n)
             .map(|i| {
                 let event = Event::from(serde_json::json!(i));
-                Envelope { size: event.approx_bytes(), event, receipt: None }
+                let size = event.approx_bytes();
+                Envelope::new(event, size, None)
             })
             .collect()
     }

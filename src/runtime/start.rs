@@ -2,10 +2,14 @@
 //! problem is reported here, before anything runs; a failure part-way stops what started.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{RecvTimeoutError, Sender};
 
 use super::{hooks, replay, shutdown, worker, RuntimeOptions, Shared};
 use crate::error::Error;
+use crate::state::lifecycle::LifecycleEvent;
 use crate::state::spill::Spill;
 use crate::transport::{Transport, TransportOptions};
 
@@ -36,6 +40,17 @@ pub(crate) fn start(options: RuntimeOptions, net: TransportOptions) -> Result<Ar
             }
         }
     }
+    // With the `metrics` feature the reporter also publishes, every second by default.
+    let publishing = cfg!(feature = "metrics");
+    let report_every = shared.options.report_interval.or(publishing.then_some(Duration::from_secs(1)));
+    if spawn_error.is_none() {
+        if let Some(interval) = report_every {
+            match reporter(&shared, interval, done_tx.clone()) {
+                Ok(handle) => handles.push(handle),
+                Err(e) => spawn_error = Some(Error::Spawn(e)),
+            }
+        }
+    }
     drop(done_tx);
     {
         let mut threads = shared.threads.lock();
@@ -51,5 +66,29 @@ pub(crate) fn start(options: RuntimeOptions, net: TransportOptions) -> Result<Ar
         shutdown(&shared, Instant::now());
         return Err(e);
     }
+    let endpoint = shared.transport.endpoint().to_string();
+    shared.ledger.emit(|| LifecycleEvent::Started { endpoint, workers: shared.options.workers });
     Ok(shared)
+}
+
+/// The reporter thread: every `interval` until shutdown begins, a `Report` to `on_lifecycle`
+/// (when `report_interval` is set) and, with the `metrics` feature, a round of published
+/// series (once more at the end, so the final counts are seen). `done` is dropped when it
+/// ends, like a worker's.
+fn reporter(shared: &Arc<Shared>, interval: Duration, done: Sender<()>) -> std::io::Result<JoinHandle<()>> {
+    let shared = shared.clone();
+    thread::Builder::new().name("posthaste-reporter".into()).spawn(move || {
+        // The logging front ends drop records from this thread (`on_lifecycle` runs here).
+        crate::util::mark_own_thread();
+        let _done = done;
+        while let Err(RecvTimeoutError::Timeout) = shared.shutdown_rx.recv_timeout(interval) {
+            if shared.options.report_interval.is_some() {
+                shared.ledger.emit(|| LifecycleEvent::Report(shared.metrics()));
+            }
+            #[cfg(feature = "metrics")]
+            super::publish::publish(&shared);
+        }
+        #[cfg(feature = "metrics")]
+        super::publish::publish(&shared);
+    })
 }

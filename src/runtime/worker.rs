@@ -32,7 +32,8 @@ use super::nice;
 use super::shared::Shared;
 use super::slot::{settle_at_deadline, Slot};
 use crate::policy::encode::{self, Codec};
-use crate::policy::gate::Admit;
+use crate::policy::gate::{Admit, Circuit};
+use crate::state::lifecycle::LifecycleEvent;
 use crate::state::outcome::{Envelope, Outcome};
 use crate::state::schedule::Retrying;
 use crate::state::stats::Stage;
@@ -54,7 +55,17 @@ pub(crate) fn spawn(shared: &Arc<Shared>, index: usize, done: Sender<()>) -> std
         }
         let codec = Codec::new(&shared.options.encode);
         let rng = SmallRng::from_os_rng();
-        Worker { shared, index, rng, codec, body: Vec::new(), zipped: Vec::new(), carried: 0 }.run();
+        Worker {
+            shared,
+            index,
+            rng,
+            codec,
+            body: Vec::new(),
+            zipped: Vec::new(),
+            carried: 0,
+            sampled: Vec::new(),
+        }
+        .run();
     })
 }
 
@@ -69,6 +80,8 @@ struct Worker {
     zipped: Vec<u8>,
     /// Events at the back of the slot kept for the next batch (they did not fit this one).
     carried: usize,
+    /// Acceptance times of the sampled events of the request being made (for `Metrics`).
+    sampled: Vec<Instant>,
 }
 
 /// How the work on one chunk of the batch ended.
@@ -210,13 +223,12 @@ impl Worker {
         let shared = &*self.shared;
         let slot = &shared.slots[self.index];
         let codec = &self.codec;
-        let rx = shared.queue.receiver();
         let mut count = held;
         let mut bytes: usize = slot.with_batch(|b| b.iter().map(|e| codec.estimate(e.size)).sum());
         let linger_until = Instant::now().checked_add(limits.linger_value());
         let mut taken = Vec::new();
         while !encode::is_full(&limits, count, bytes) {
-            let env = match rx.try_recv() {
+            let env = match shared.queue.try_recv() {
                 Ok(env) => env,
                 Err(TryRecvError::Disconnected) => break,
                 Err(TryRecvError::Empty) => {
@@ -269,7 +281,7 @@ impl Worker {
     /// running (waking when the earliest retry comes due); during shutdown only drains what
     /// is queued or scheduled. `None` means stop.
     fn next_work(&self) -> Option<Work> {
-        let rx = self.shared.queue.receiver();
+        let (rx, hi) = (self.shared.queue.receiver(), self.shared.queue.high_receiver());
         loop {
             if self.shared.is_cancelled() {
                 return None;
@@ -283,7 +295,7 @@ impl Worker {
                 self.shared.ledger.counters.started(1);
                 return Some(Work::Fresh(env));
             }
-            match rx.try_recv() {
+            match self.shared.queue.try_recv() {
                 Ok(env) => return Some(Work::Fresh(self.took(env))),
                 Err(TryRecvError::Disconnected) => return None,
                 Err(TryRecvError::Empty) if shutting_down => return None,
@@ -292,12 +304,14 @@ impl Worker {
             let due_in = self.shared.queue.next_due().map(|at| at.saturating_duration_since(Instant::now()));
             match due_in {
                 Some(d) => select! {
+                    recv(hi) -> msg => return msg.ok().map(|env| Work::Fresh(self.took(env))),
                     recv(rx) -> msg => return msg.ok().map(|env| Work::Fresh(self.took(env))),
                     // Shutdown began: loop around to drain.
                     recv(self.shared.shutdown_rx) -> _ => {}
                     default(d) => {}
                 },
                 None => select! {
+                    recv(hi) -> msg => return msg.ok().map(|env| Work::Fresh(self.took(env))),
                     recv(rx) -> msg => return msg.ok().map(|env| Work::Fresh(self.took(env))),
                     recv(self.shared.shutdown_rx) -> _ => {}
                 },
@@ -337,10 +351,16 @@ impl Worker {
         // State: Encode.
         let slot = &self.shared.slots[self.index];
         let (codec, body) = (&mut self.codec, &mut self.body);
+        let (sampled, first) = (&mut self.sampled, tries.attempts == 0);
         let held = slot.with_batch(|b| {
             let held = k > 0 && b.len() >= k;
             if held {
                 codec.encode(&b[..k], body);
+                // Wait times (accepted → first attempt) of the sampled events.
+                sampled.clear();
+                if first {
+                    sampled.extend(b[..k].iter().filter_map(|e| e.accepted));
+                }
             }
             held
         });
@@ -412,9 +432,24 @@ impl Worker {
         }
         let body = if zipped { &self.zipped } else { &self.body };
         shared.ledger.counters.request(tries.attempts > 1, body.len());
+        shared.recorder.begin_request();
+        let sent_at = Instant::now();
         let next = self.attempt(body, &headers, tries.attempts, time_left, k);
+        let now = Instant::now();
+        let waits: Vec<Duration> =
+            self.sampled.drain(..).map(|at| sent_at.saturating_duration_since(at)).collect();
+        let service = matches!(next, Next::Settle(_)).then(|| now.saturating_duration_since(began));
+        shared.recorder.end_request(sent_at, now, &waits, service, || shared.totals());
         // Any answer but a transient failure counts as the endpoint working.
-        shared.gate.record(Instant::now(), !matches!(next, Next::Retry { .. }));
+        match shared.gate.record(now, !matches!(next, Next::Retry { .. })) {
+            Some((Circuit::Closed, Circuit::Open)) => shared
+                .ledger
+                .emit(|| LifecycleEvent::CircuitOpened { endpoint: shared.transport.endpoint().into() }),
+            Some((before, Circuit::Closed)) if before != Circuit::Closed => shared
+                .ledger
+                .emit(|| LifecycleEvent::CircuitClosed { endpoint: shared.transport.endpoint().into() }),
+            _ => {}
+        }
         // State: Judge.
         let (reason, retry_after) = match next {
             Next::Settle(outcome) => return self.settle(k, outcome, false),

@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::state::lifecycle::{self, LifecycleEvent, OnLifecycle};
 use crate::state::outcome::{Envelope, OnOutcome, Outcome};
 use crate::state::spill::Spill;
 use crate::state::stats::{Counters, Stage};
@@ -21,6 +22,7 @@ use crate::state::stats::{Counters, Stage};
 pub(crate) struct Ledger {
     pub(crate) counters: Counters,
     on_outcome: Option<OnOutcome>,
+    on_lifecycle: Option<OnLifecycle>,
     /// Threads in `wait_idle`; settling only takes the lock to wake them when there are any.
     idle_waiters: AtomicUsize,
     idle_lock: Mutex<()>,
@@ -33,6 +35,7 @@ impl Ledger {
         Ledger {
             counters: Counters::default(),
             on_outcome,
+            on_lifecycle: None,
             spill,
             idle_waiters: AtomicUsize::new(0),
             idle_lock: Mutex::new(()),
@@ -60,6 +63,17 @@ impl Ledger {
         drop(guard);
         self.idle_waiters.fetch_sub(1, Ordering::SeqCst);
         idle
+    }
+
+    /// Calls `Builder::on_lifecycle`'s callback with the event `make` builds, if one is set.
+    pub(crate) fn with_lifecycle(mut self, callback: Option<OnLifecycle>) -> Ledger {
+        self.on_lifecycle = callback;
+        self
+    }
+
+    /// Tells the lifecycle callback (if any) about `make()`; panics in it are counted.
+    pub(crate) fn emit(&self, make: impl FnOnce() -> LifecycleEvent) {
+        lifecycle::emit(&self.on_lifecycle, &self.counters, make);
     }
 
     /// The spill file, if one is configured.
@@ -103,6 +117,9 @@ impl Ledger {
         let n = spill.append(batch.iter().map(|env| &env.event), None);
         let (spilled, rest) = batch.split_at(n);
         self.record(spilled, &Outcome::Spilled, stage, false);
+        if n > 0 {
+            self.emit(|| LifecycleEvent::Spilled { events: n as u64 });
+        }
         if !rest.is_empty() {
             self.counters.spill_failed(rest.len() as u64);
             self.record(rest, outcome, stage, true);

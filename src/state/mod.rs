@@ -3,6 +3,8 @@
 //! the spill file. Nothing here starts a thread or sleeps; callers wait.
 
 pub(crate) mod ledger;
+pub(crate) mod lifecycle;
+pub(crate) mod metrics;
 pub(crate) mod outcome;
 pub(crate) mod queue;
 pub(crate) mod report;

@@ -179,6 +179,27 @@ pub(crate) struct Envelope {
     /// Its share of the queue's byte budget.
     pub(crate) size: usize,
     pub(crate) receipt: Option<Arc<ReceiptSlot>>,
+    /// When `send` accepted it, for one event in `metrics::WAIT_SAMPLE` (wait-time figures).
+    pub(crate) accepted: Option<Instant>,
+}
+
+impl Envelope {
+    pub(crate) fn new(event: Event, size: usize, receipt: Option<Arc<ReceiptSlot>>) -> Envelope {
+        Envelope { event, size, receipt, accepted: None }
+    }
+
+    /// Like `new`, with an acceptance time for one event in `WAIT_SAMPLE` per thread.
+    pub(crate) fn sampled(event: Event, size: usize, receipt: Option<Arc<ReceiptSlot>>) -> Envelope {
+        thread_local! {
+            static SEEN: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+        }
+        let take = SEEN.with(|seen| {
+            let n = seen.get().wrapping_add(1);
+            seen.set(n);
+            n % crate::state::metrics::WAIT_SAMPLE == 1
+        });
+        Envelope { event, size, receipt, accepted: take.then(Instant::now) }
+    }
 }
 
 impl Item for Envelope {

@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Select, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use parking_lot::{Condvar, Mutex};
 
 use crate::state::ledger::Ledger;
@@ -46,6 +46,24 @@ pub enum Overflow {
     BlockFor(Duration),
 }
 
+/// Which lane an event takes, set with [`Client::send_with`](crate::Client::send_with).
+///
+/// High-priority events have a lane of their own with its own capacity
+/// ([`Builder::priority_capacity`](crate::Builder::priority_capacity)); workers take them
+/// before normal ones. They share the byte budget: a high-priority event that does not fit
+/// evicts the oldest normal events first (each counted `Dropped`), so under overflow normal
+/// events are dropped before high ones. When the high lane itself is full, the overflow policy
+/// applies to it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Priority {
+    /// The ordinary lane, used by [`Client::send`](crate::Client::send). The default.
+    #[default]
+    Normal,
+    /// Taken first, with its own capacity; for crash reports, errors and alerts.
+    High,
+}
+
 /// Why a push did not enqueue; the envelope comes back.
 pub(crate) enum PushError {
     /// Dropped by the overflow policy (already settled as `Dropped`).
@@ -60,8 +78,10 @@ struct PaddedUsize(AtomicUsize);
 pub(crate) struct Queue {
     tx: Sender<Envelope>,
     rx: Receiver<Envelope>,
-    /// Closed when shutdown begins; never sent on. Lets blocked producers wake.
-    shutdown_rx: Receiver<()>,
+    /// The high-priority lane (see [`Priority`]).
+    hi_tx: Sender<Envelope>,
+    hi_rx: Receiver<Envelope>,
+    hi_capacity: usize,
     policy: Overflow,
     capacity: usize,
     max_bytes: usize,
@@ -76,17 +96,15 @@ pub(crate) struct Queue {
 }
 
 impl Queue {
-    pub(crate) fn new(
-        capacity: usize,
-        max_bytes: usize,
-        policy: Overflow,
-        shutdown_rx: Receiver<()>,
-    ) -> Queue {
+    pub(crate) fn new(capacity: usize, hi_capacity: usize, max_bytes: usize, policy: Overflow) -> Queue {
         let (tx, rx) = crossbeam_channel::bounded(capacity);
+        let (hi_tx, hi_rx) = crossbeam_channel::bounded(hi_capacity);
         Queue {
             tx,
             rx,
-            shutdown_rx,
+            hi_tx,
+            hi_rx,
+            hi_capacity,
             policy,
             capacity,
             max_bytes,
@@ -100,9 +118,87 @@ impl Queue {
         }
     }
 
-    /// The receiving end, for workers.
+    /// The receiving end of the normal lane, for workers to wait on.
     pub(crate) fn receiver(&self) -> &Receiver<Envelope> {
         &self.rx
+    }
+
+    /// The receiving end of the high-priority lane, for workers to wait on.
+    pub(crate) fn high_receiver(&self) -> &Receiver<Envelope> {
+        &self.hi_rx
+    }
+
+    /// The next queued event, high-priority lane first. The caller accounts for taking it
+    /// (`release`, `started`).
+    pub(crate) fn try_recv(&self) -> Result<Envelope, TryRecvError> {
+        match self.hi_rx.try_recv() {
+            Ok(env) => Ok(env),
+            Err(_) => self.rx.try_recv(),
+        }
+    }
+
+    /// Enqueues on the high-priority lane: see [`Priority`]. Counts `submitted` for every
+    /// event it does not refuse as `Closed`.
+    pub(crate) fn push_high(&self, mut env: Envelope, ledger: &Ledger) -> Result<(), PushError> {
+        if self.is_closed() {
+            return Err(PushError::Closed(env));
+        }
+        if env.size > self.max_bytes {
+            return Err(self.drop_new(env, ledger));
+        }
+        let deadline = match self.policy {
+            Overflow::BlockFor(d) => Instant::now().checked_add(d),
+            _ => None,
+        };
+        let result = loop {
+            // Make room by bytes by dropping normal events, oldest first (bounded: at most as
+            // many as the normal lane holds); only when the high lane itself has room, so that
+            // no normal event is dropped for a high one that is dropped anyway.
+            let mut reserved = self.hi_has_room() && self.try_reserve_bytes(env.size);
+            while !reserved && self.hi_has_room() && self.evict_one(&self.rx, ledger) {
+                reserved = self.try_reserve_bytes(env.size);
+            }
+            if reserved {
+                ledger.counters.submitted();
+                match self.hi_tx.try_send(env) {
+                    Ok(()) => break Ok(()),
+                    Err(TrySendError::Full(back)) | Err(TrySendError::Disconnected(back)) => {
+                        ledger.counters.unsubmitted();
+                        self.release(back.size);
+                        env = back;
+                    }
+                }
+            }
+            // The high lane (or the budget, with no normal event left) is full.
+            match self.policy {
+                Overflow::DropNewest => break Err(self.drop_new(env, ledger)),
+                Overflow::DropOldest => {
+                    if !self.evict_one(&self.hi_rx, ledger) {
+                        break Err(self.drop_new(env, ledger));
+                    }
+                }
+                Overflow::Block | Overflow::BlockFor(_) => {
+                    if self.is_closed() {
+                        break Err(PushError::Closed(env));
+                    }
+                    if !self.wait_for_room(env.size, deadline, true) {
+                        break Err(if self.is_closed() {
+                            PushError::Closed(env)
+                        } else {
+                            self.drop_new(env, ledger)
+                        });
+                    }
+                }
+            }
+        };
+        if result.is_ok() {
+            // Pairs with the fence in `finalize`: see the module docs.
+            fence(Ordering::SeqCst);
+            if self.finalized.load(Ordering::Relaxed) {
+                self.cancel_remaining(ledger);
+            }
+        }
+        result
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -174,7 +270,7 @@ impl Queue {
         // Each round evicts one event; bounded so a pathological race can't spin forever.
         for _ in 0..64 {
             if !self.try_reserve(env.size) {
-                if !self.evict_one(ledger) {
+                if !self.evict_one(&self.rx, ledger) {
                     break;
                 }
                 continue;
@@ -188,15 +284,16 @@ impl Queue {
                     ledger.counters.unsubmitted();
                     self.release(back.size);
                     env = back;
-                    self.evict_one(ledger);
+                    self.evict_one(&self.rx, ledger);
                 }
             }
         }
         Err(self.drop_new(env, ledger))
     }
 
-    fn evict_one(&self, ledger: &Ledger) -> bool {
-        match self.rx.try_recv() {
+    /// Drops the oldest event of a lane (counted); false if the lane is empty.
+    fn evict_one(&self, lane: &Receiver<Envelope>, ledger: &Ledger) -> bool {
+        match lane.try_recv() {
             Ok(old) => {
                 self.release(old.size);
                 ledger.settle(&old, &Outcome::Dropped, Stage::Queued);
@@ -208,54 +305,56 @@ impl Queue {
 
     fn push_blocking(
         &self,
-        env: Envelope,
+        mut env: Envelope,
         deadline: Option<Instant>,
         ledger: &Ledger,
     ) -> Result<(), PushError> {
-        if !self.try_reserve(env.size) && !self.wait_for_bytes(env.size, deadline) {
-            return Err(if self.is_closed() { PushError::Closed(env) } else { self.drop_new(env, ledger) });
-        }
-        let mut sel = Select::new();
-        let send_index = sel.send(&self.tx);
-        let shut_index = sel.recv(&self.shutdown_rx);
-        let oper = match deadline {
-            None => sel.select(),
-            Some(at) => match sel.select_deadline(at) {
-                Ok(oper) => oper,
-                Err(_) => {
-                    self.release(env.size);
-                    return Err(self.drop_new(env, ledger));
-                }
-            },
-        };
-        if oper.index() == send_index {
-            ledger.counters.submitted();
-            match oper.send(&self.tx, env) {
-                Ok(()) => Ok(()),
-                // Unreachable while the queue owns a receiver, but handled, not assumed.
-                Err(e) => {
-                    let env = e.into_inner();
-                    self.release(env.size);
-                    ledger.settle(&env, &Outcome::Dropped, Stage::Queued);
-                    Err(PushError::Full(env))
+        loop {
+            if self.try_reserve(env.size) {
+                // Counted before it can be seen in the channel (see stats.rs on ordering).
+                ledger.counters.submitted();
+                match self.tx.try_send(env) {
+                    Ok(()) => return Ok(()),
+                    Err(TrySendError::Full(back)) | Err(TrySendError::Disconnected(back)) => {
+                        ledger.counters.unsubmitted();
+                        self.release(back.size);
+                        env = back;
+                    }
                 }
             }
-        } else {
-            debug_assert_eq!(oper.index(), shut_index);
-            let _ = oper.recv(&self.shutdown_rx);
-            self.release(env.size);
-            Err(PushError::Closed(env))
+            if self.is_closed() {
+                return Err(PushError::Closed(env));
+            }
+            if !self.wait_for_room(env.size, deadline, false) {
+                return Err(if self.is_closed() {
+                    PushError::Closed(env)
+                } else {
+                    self.drop_new(env, ledger)
+                });
+            }
         }
     }
 
-    /// Waits until `size` bytes fit, shutdown begins, or `deadline`. True if reserved.
-    fn wait_for_bytes(&self, size: usize, deadline: Option<Instant>) -> bool {
+    /// The queue length at or under which a producer waiting for room is woken: a quarter of
+    /// the capacity below full. Waking a waiting producer for every event taken would make it
+    /// and the workers trade the CPU once per event; waking it when a quarter has drained lets
+    /// it refill that quarter in one go.
+    fn low_water(&self) -> usize {
+        self.capacity - self.capacity / 4
+    }
+
+    /// Waits until an event of `size` bytes may fit (its lane has room: for the normal lane,
+    /// it has drained to its low-water mark; and the bytes fit), intake closes, or `deadline`.
+    /// True if it is worth trying again.
+    fn wait_for_room(&self, size: usize, deadline: Option<Instant>, high: bool) -> bool {
         // SeqCst pairs with `release`: either the releaser sees us waiting and notifies under
-        // the lock, or we see the freed bytes on our next check.
+        // the lock, or we see the room it made on our next check.
         self.waiters.fetch_add(1, Ordering::SeqCst);
         let mut guard = self.space_lock.lock();
-        let reserved = loop {
-            if self.try_reserve(size) {
+        let room = loop {
+            let bytes = self.bytes.0.load(Ordering::SeqCst);
+            let lane_room = if high { self.hi_has_room() } else { self.normal_below_low_water() };
+            if lane_room && bytes.saturating_add(size) <= self.max_bytes {
                 break true;
             }
             if self.is_closed() {
@@ -271,15 +370,21 @@ impl Queue {
         };
         drop(guard);
         self.waiters.fetch_sub(1, Ordering::SeqCst);
-        reserved
+        room
     }
 
-    fn try_reserve(&self, size: usize) -> bool {
-        // Waiting retries count toward the event capacity.
-        let scheduled = self.schedule.events();
-        if scheduled > 0 && self.tx.len() + scheduled >= self.capacity {
-            return false;
-        }
+    /// The normal lane (with the retries waiting, which count toward it) has drained to its
+    /// low-water mark.
+    fn normal_below_low_water(&self) -> bool {
+        self.tx.len() + self.schedule.events() <= self.low_water().min(self.capacity - 1)
+    }
+
+    fn hi_has_room(&self) -> bool {
+        self.hi_tx.len() < self.hi_capacity
+    }
+
+    /// Reserves `size` bytes of the budget (the event count is the lane's business).
+    fn try_reserve_bytes(&self, size: usize) -> bool {
         let mut used = self.bytes.0.load(Ordering::Relaxed);
         loop {
             let Some(next) = used.checked_add(size).filter(|n| *n <= self.max_bytes) else {
@@ -292,10 +397,20 @@ impl Queue {
         }
     }
 
-    /// Returns `size` bytes to the budget (an event left the queue).
+    fn try_reserve(&self, size: usize) -> bool {
+        // Waiting retries count toward the event capacity.
+        let scheduled = self.schedule.events();
+        if scheduled > 0 && self.tx.len() + scheduled >= self.capacity {
+            return false;
+        }
+        self.try_reserve_bytes(size)
+    }
+
+    /// Returns `size` bytes to the budget (an event left the queue). Wakes waiting producers
+    /// once the queue has drained to its low-water mark.
     pub(crate) fn release(&self, size: usize) {
         self.bytes.0.fetch_sub(size, Ordering::SeqCst);
-        if self.waiters.load(Ordering::SeqCst) > 0 {
+        if self.waiters.load(Ordering::SeqCst) > 0 && (self.normal_below_low_water() || self.hi_has_room()) {
             let _guard = self.space_lock.lock();
             self.space.notify_all();
         }
@@ -360,7 +475,7 @@ impl Queue {
     pub(crate) fn cancel_remaining(&self, ledger: &Ledger) {
         // Settled as one batch, so that a spill file takes them in one write and one sync.
         let mut rest = Vec::new();
-        while let Ok(env) = self.rx.try_recv() {
+        while let Ok(env) = self.try_recv() {
             self.release(env.size);
             rest.push(env);
         }
@@ -400,5 +515,72 @@ impl Backlog {
         let rest: Vec<Envelope> = self.items.lock().drain(..).collect();
         self.left.store(0, Ordering::Release);
         ledger.settle_all(&rest, &Outcome::Cancelled, Stage::Queued);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Event;
+
+    fn env(i: u64) -> Envelope {
+        Envelope::new(Event::from(serde_json::json!(i)), 10, None)
+    }
+
+    /// What a worker does with an event it takes.
+    fn take(q: &Queue) -> Envelope {
+        let env = q.receiver().try_recv().expect("queued");
+        q.release(env.size);
+        env
+    }
+
+    #[test]
+    fn low_water_is_a_quarter_below_full() {
+        for (capacity, low) in [(1, 1), (2, 2), (4, 3), (8, 6), (10_000, 7_500)] {
+            assert_eq!(Queue::new(capacity, 4, 1 << 20, Overflow::Block).low_water(), low, "{capacity}");
+        }
+    }
+
+    #[test]
+    fn a_blocked_producer_refills_once_the_queue_has_drained_to_low_water() {
+        let q = std::sync::Arc::new(Queue::new(8, 4, 1 << 20, Overflow::Block));
+        let ledger = std::sync::Arc::new(Ledger::new(None, None));
+        for i in 0..8 {
+            assert!(q.push(env(i), &ledger).is_ok());
+        }
+        let producer = {
+            let (q, ledger) = (q.clone(), ledger.clone());
+            std::thread::spawn(move || q.push(env(8), &ledger).is_ok())
+        };
+        // Two taken: 6 left, the low-water mark. The producer must get in now.
+        take(&q);
+        take(&q);
+        assert!(producer.join().unwrap(), "pushed once drained");
+        let s = ledger.counters.snapshot(q.queued_bytes());
+        assert_eq!((s.submitted, s.dropped), (9, 0));
+        assert_eq!(q.receiver().len(), 7);
+    }
+
+    #[test]
+    fn block_for_gives_up_at_its_deadline_and_counts_a_drop() {
+        let q = Queue::new(1, 4, 1 << 20, Overflow::BlockFor(Duration::from_millis(1)));
+        let ledger = Ledger::new(None, None);
+        assert!(q.push(env(0), &ledger).is_ok());
+        assert!(matches!(q.push(env(1), &ledger), Err(PushError::Full(_))));
+        let s = ledger.counters.snapshot(q.queued_bytes());
+        assert_eq!((s.submitted, s.dropped, s.queued), (2, 1, 1));
+    }
+
+    #[test]
+    fn closing_wakes_a_blocked_producer() {
+        let q = std::sync::Arc::new(Queue::new(1, 4, 1 << 20, Overflow::Block));
+        let ledger = std::sync::Arc::new(Ledger::new(None, None));
+        assert!(q.push(env(0), &ledger).is_ok());
+        let producer = {
+            let (q, ledger) = (q.clone(), ledger.clone());
+            std::thread::spawn(move || matches!(q.push(env(1), &ledger), Err(PushError::Closed(_))))
+        };
+        q.close();
+        assert!(producer.join().unwrap());
     }
 }

@@ -168,7 +168,7 @@ mod tests {
         let batch = (0..n)
             .map(|_| {
                 let event = Event::from(serde_json::json!(tag));
-                Envelope { size: 10, event, receipt: None }
+                Envelope::new(event, 10, None)
             })
             .collect();
         Retrying { batch, attempts: 1, began: None, key: None, last_failure: String::new() }

@@ -35,12 +35,20 @@ pub(crate) struct Hops {
     pub(crate) proxy: Option<(String, Scheme)>,
     /// Added to "unknown issuer" reasons (e.g. root certificates that failed to load).
     pub(crate) roots_note: Option<String>,
+    /// The proxy URL has credentials (sent as `Proxy-Authorization` or SOCKS5 user/password).
+    pub(crate) proxy_credentials: bool,
 }
 
 impl Hops {
     #[cfg(test)]
     pub(crate) fn direct(endpoint: &str) -> Hops {
-        Hops { endpoint: endpoint.to_string(), endpoint_scheme: "http".into(), proxy: None, roots_note: None }
+        Hops {
+            endpoint: endpoint.to_string(),
+            endpoint_scheme: "http".into(),
+            proxy: None,
+            roots_note: None,
+            proxy_credentials: false,
+        }
     }
 
     /// `"endpoint h:443"` or `"endpoint h:443 (through proxy p:3128)"`.
@@ -121,35 +129,142 @@ pub(crate) fn map(e: ureq::Error, hops: &Hops) -> Fault {
     }
 }
 
-/// The status in ureq's `"proxy server responded 407/Proxy Authentication Required"`.
-fn proxy_status(reason: &str) -> Option<u16> {
+/// The status and phrase in `"proxy server responded 407/Proxy Authentication Required"` (the
+/// probe's text, with the proxy's phrase) or `"proxy server responded 407/407"` (ureq's, which
+/// drops the phrase).
+pub(crate) fn proxy_status(reason: &str) -> Option<(u16, &str)> {
     let tail = reason.rsplit("responded ").next()?;
-    tail.split('/').next()?.trim().parse().ok()
+    let (code, phrase) = tail.split_once('/').unwrap_or((tail, ""));
+    Some((code.trim().parse().ok()?, phrase))
 }
 
-fn proxy_refused(reason: &str, hops: &Hops) -> Fault {
+/// A status line for reasons: `"403 Access violation"`, as the proxy sent it. When the phrase
+/// is missing or is only the number again (ureq's `CONNECT` error keeps no phrase), the
+/// standard one (`"403 Forbidden"`); never the number twice.
+pub(crate) fn status_line(status: u16, phrase: &str) -> String {
+    let phrase = phrase.trim();
+    let phrase = if phrase.is_empty() || phrase == status.to_string() {
+        ureq::http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("")
+    } else {
+        phrase
+    };
+    // A phrase is the peer's text: shown whole but bounded, without control characters.
+    let phrase: String = phrase.chars().filter(|c| !c.is_control()).take(80).collect();
+    if phrase.is_empty() {
+        status.to_string()
+    } else {
+        format!("{status} {phrase}")
+    }
+}
+
+/// An answer to a request sent to an HTTP(S) proxy: to `CONNECT`, or to a request forwarded in
+/// absolute form. What [`proxy_answer`] needs to tell the proxy's own answer from the
+/// endpoint's.
+pub(crate) struct ProxyAnswer<'a> {
+    pub(crate) status: u16,
+    /// The reason phrase as sent (may be empty).
+    pub(crate) phrase: &'a str,
+    /// An answer to `CONNECT`: the endpoint was never reached.
+    pub(crate) connect: bool,
+    /// `Proxy-Authorization` was sent.
+    pub(crate) sent_credentials: bool,
+    /// The answer has a `Proxy-Authenticate` header.
+    pub(crate) proxy_authenticate: bool,
+    /// The answer has a `Via` header.
+    pub(crate) via: bool,
+    /// squid's `X-Squid-Error` or an RFC 9209 `Proxy-Status`.
+    pub(crate) proxy_note: Option<&'a str>,
+    /// The start of the body, for the reason.
+    pub(crate) excerpt: &'a str,
+}
+
+/// Whether an answer through an HTTP(S) proxy is the proxy refusing the request (a failure of
+/// the proxy hop, named in the reason) or the endpoint's answer (`None`: judged as usual).
+///
+/// The rule, the one place it is decided (`CONNECT` through ureq, the probe's `CONNECT`, and
+/// forwarded requests in `forward.rs`):
+///
+/// - Every answer to `CONNECT` other than 2xx is the proxy's: the endpoint is never reached
+///   before the tunnel opens. 401 and 407 are refused credentials, permanent; 403 is the
+///   proxy's policy, permanent; others (502, 503, …) are transient.
+/// - On a forwarded request, 407 is the proxy's (only proxies send it). So is a 401 that
+///   carries `Proxy-Authenticate` (a header only proxies send), or that answers a request
+///   sent with `Proxy-Authorization` and carries no `Via` header: a proxy adds `Via` to every
+///   answer it relays (RFC 9110 §7.6.3), so an answer without one was made by the proxy itself.
+///   tinyproxy refuses wrong credentials this way (`401 Unauthorized`, no `Via`; it answers 407
+///   only when no credentials are sent). Both are permanent. A 403 with squid's
+///   `X-Squid-Error` or a `Proxy-Status` is the proxy's policy, permanent. Every other answer
+///   is the endpoint's, relayed.
+///
+/// A proxy configured to send no `Via` at all (squid's `via off`) makes an endpoint's 401
+/// read as refused proxy credentials: permanent either way, only the wording differs.
+pub(crate) fn proxy_answer(a: &ProxyAnswer<'_>, hops: &Hops) -> Option<Fault> {
     let proxy = hops.proxy.as_ref().map_or("proxy".to_string(), |(p, _)| format!("proxy {p}"));
     let target = &hops.endpoint;
-    let Some(status) = proxy_status(reason) else {
-        // "proxy server did not respond" and the like.
-        return Fault::transient(format!("{proxy}: CONNECT to {target} failed: {reason}"));
+    let line = status_line(a.status, a.phrase);
+    let refused = if a.connect {
+        format!("{proxy} refused CONNECT to {target}: {line}")
+    } else {
+        format!("{proxy} refused to forward to {target}: {line}")
     };
-    let text = reason.rsplit("responded ").next().unwrap_or(reason).replacen('/', " ", 1);
-    match status {
-        407 => Fault::permanent(format!(
-            "{proxy} refused CONNECT to {target}: {text}: authentication required \
-             (set or fix user:password in the proxy URL)"
-        )),
-        403 if !target.ends_with(":443") => Fault::permanent(format!(
-            "{proxy} refused CONNECT to {target}: {text} (the proxy's policy denies it; many proxies, \
-             stock squid among them, allow CONNECT only to port 443: serve the endpoint on 443, have \
-             this port allowed, or bypass the proxy with NO_PROXY or Builder::no_proxy)"
-        )),
-        403 => Fault::permanent(format!(
-            "{proxy} refused CONNECT to {target}: {text} (the proxy's policy denies it)"
-        )),
-        _ => Fault::transient(format!("{proxy} could not open a tunnel to {target}: {text}")),
+    let auth = match a.status {
+        407 => true,
+        401 => a.connect || a.proxy_authenticate || (a.sent_credentials && !a.via),
+        _ => false,
+    };
+    if auth {
+        let what = if a.sent_credentials {
+            "proxy authentication failed: the proxy refused the credentials (fix user:password in the proxy URL)"
+        } else {
+            "proxy authentication required (set user:password in the proxy URL)"
+        };
+        return Some(Fault::permanent(format!("{refused}: {what}")));
     }
+    let excerpt = match (a.proxy_note, a.excerpt.is_empty()) {
+        (Some(n), true) => format!("; answered by the proxy: {n}"),
+        (Some(n), false) => format!("; answered by the proxy: {n}; {}", a.excerpt),
+        (None, _) => String::new(),
+    };
+    if a.connect {
+        return Some(match a.status {
+            200..=299 => return None,
+            403 if !target.ends_with(":443") => Fault::permanent(format!(
+                "{refused} (the proxy's policy denies it; many proxies, stock squid and tinyproxy \
+                 among them, allow CONNECT only to port 443: serve the endpoint on 443, have this port \
+                 allowed, or bypass the proxy with NO_PROXY or Builder::no_proxy)"
+            )),
+            403 => Fault::permanent(format!("{refused} (the proxy's policy denies it)")),
+            _ => Fault::transient(format!("{proxy} could not open a tunnel to {target}: {line}")),
+        });
+    }
+    match a.status {
+        403 if a.proxy_note.is_some() => {
+            Some(Fault::permanent(format!("{refused} (the proxy's policy denies it{excerpt})")))
+        }
+        _ => None,
+    }
+}
+
+/// ureq's `CONNECT` failure (`"proxy server responded 401/401"`, `"proxy server did not
+/// respond"`) through [`proxy_answer`].
+fn proxy_refused(reason: &str, hops: &Hops) -> Fault {
+    let Some((status, phrase)) = proxy_status(reason) else {
+        let proxy = hops.proxy.as_ref().map_or("proxy".to_string(), |(p, _)| format!("proxy {p}"));
+        return Fault::transient(format!("{proxy}: CONNECT to {} failed: {reason}", hops.endpoint));
+    };
+    let answer = ProxyAnswer {
+        status,
+        phrase,
+        connect: true,
+        sent_credentials: hops.proxy_credentials,
+        proxy_authenticate: false,
+        via: false,
+        proxy_note: None,
+        excerpt: "",
+    };
+    proxy_answer(&answer, hops).unwrap_or_else(|| {
+        Fault::transient(format!("{}: CONNECT answered {}", hops.endpoint, status_line(status, phrase)))
+    })
 }
 
 fn map_io(e: io::Error, hops: &Hops) -> Fault {
@@ -298,6 +413,7 @@ mod tests {
             endpoint_scheme: "https".into(),
             proxy: Some(("127.0.0.1:3128".into(), scheme)),
             roots_note: None,
+            proxy_credentials: true,
         }
     }
 
@@ -327,8 +443,11 @@ mod tests {
             &hops,
         );
         assert!(!f.transient);
-        assert!(f.reason.starts_with("proxy 127.0.0.1:3128 refused CONNECT to h:443: 407"), "{}", f.reason);
-        assert!(f.reason.contains("authentication required"), "{}", f.reason);
+        assert_eq!(
+            f.reason,
+            "proxy 127.0.0.1:3128 refused CONNECT to h:443: 407 Proxy Authentication Required: proxy \
+             authentication failed: the proxy refused the credentials (fix user:password in the proxy URL)"
+        );
         let f = map(ureq::Error::ConnectProxyFailed("proxy server responded 403/Forbidden".into()), &hops);
         assert!(!f.transient && f.reason.ends_with("(the proxy's policy denies it)"), "{}", f.reason);
         let mut other_port = via(Scheme::Http);
@@ -349,6 +468,71 @@ mod tests {
             "{}",
             f.reason
         );
+    }
+
+    #[test]
+    fn status_lines_show_the_phrase_once() {
+        assert_eq!(status_line(403, "Access violation"), "403 Access violation");
+        assert_eq!(status_line(407, "407"), "407 Proxy Authentication Required");
+        assert_eq!(status_line(401, ""), "401 Unauthorized");
+        assert_eq!(status_line(599, " "), "599");
+        assert_eq!(status_line(403, "a\u{7}b"), "403 ab");
+        // ureq's CONNECT error keeps no phrase; the probe's keeps the proxy's.
+        let hops = via(Scheme::Http);
+        let f = map(ureq::Error::ConnectProxyFailed("proxy server responded 403/403".into()), &hops);
+        assert!(f.reason.contains("h:443: 403 Forbidden (the proxy's policy"), "{}", f.reason);
+        let f = map(ureq::Error::ConnectProxyFailed("proxy server responded 502/Bad Gateway".into()), &hops);
+        assert_eq!(f.reason, "proxy 127.0.0.1:3128 could not open a tunnel to h:443: 502 Bad Gateway");
+        assert!(f.transient);
+    }
+
+    #[test]
+    fn a_proxy_401_is_told_from_the_endpoint_401() {
+        let hops = via(Scheme::Http);
+        let answer = |connect, proxy_authenticate, via, sent_credentials| ProxyAnswer {
+            status: 401,
+            phrase: "Unauthorized",
+            connect,
+            sent_credentials,
+            proxy_authenticate,
+            via,
+            proxy_note: None,
+            excerpt: "<html>",
+        };
+        // To CONNECT: always the proxy's, whatever the headers.
+        let f = proxy_answer(&answer(true, false, true, true), &hops).unwrap();
+        assert!(!f.transient, "{f:?}");
+        assert!(f.reason.starts_with("proxy 127.0.0.1:3128 refused CONNECT to h:443: 401 Unauthorized: proxy authentication failed"), "{f:?}");
+        // Forwarded: Proxy-Authenticate, or credentials sent and no Via (tinyproxy).
+        for (pa, via, creds) in [(true, true, false), (false, false, true)] {
+            let f = proxy_answer(&answer(false, pa, via, creds), &hops).unwrap();
+            assert!(
+                !f.transient && f.reason.contains("refused to forward to h:443: 401 Unauthorized"),
+                "{f:?}"
+            );
+        }
+        // Relayed from the endpoint (Via), or no proxy credentials were sent: the endpoint's.
+        assert!(proxy_answer(&answer(false, false, true, true), &hops).is_none());
+        assert!(proxy_answer(&answer(false, false, false, false), &hops).is_none());
+        // 407 is always the proxy's; without credentials the reason says to set them.
+        let f = proxy_answer(
+            &ProxyAnswer { status: 407, phrase: "", ..answer(false, false, true, false) },
+            &hops,
+        )
+        .unwrap();
+        assert!(f.reason.ends_with("407 Proxy Authentication Required: proxy authentication required (set user:password in the proxy URL)"), "{f:?}");
+        // Other forwarded answers are the endpoint's; a 403 with squid's marks is the proxy's.
+        assert!(
+            proxy_answer(&ProxyAnswer { status: 503, ..answer(false, false, false, true) }, &hops).is_none()
+        );
+        let squid = ProxyAnswer {
+            status: 403,
+            phrase: "Forbidden",
+            proxy_note: Some("ERR_ACCESS_DENIED 0"),
+            ..answer(false, false, true, true)
+        };
+        let f = proxy_answer(&squid, &hops).unwrap();
+        assert!(!f.transient && f.reason.contains("403 Forbidden (the proxy's policy denies it; answered by the proxy: ERR_ACCESS_DENIED 0; <html>)"), "{f:?}");
     }
 
     #[test]

@@ -60,6 +60,8 @@ pub(crate) struct Transport {
     route: Route,
     hops: Hops,
     trust: Trust,
+    /// Reason phrases of `CONNECT` refusals, by status, as the proxy sent them.
+    connect_phrases: parking_lot::Mutex<std::collections::HashMap<u16, String>>,
     /// Set for an `http://` endpoint behind an HTTP(S) proxy: requests are forwarded in
     /// absolute form instead of tunnelled (see `forward.rs`).
     forward: Option<forward::Forward>,
@@ -167,6 +169,7 @@ impl Transport {
             endpoint_scheme: scheme,
             proxy: route.proxy.as_ref().map(|p| (p.authority(), p.scheme)),
             roots_note,
+            proxy_credentials: route.proxy.as_ref().is_some_and(|p| p.basic_auth().is_some()),
         };
 
         let agent_config = Agent::config_builder()
@@ -206,6 +209,7 @@ impl Transport {
         };
         Ok(Transport {
             endpoint,
+            connect_phrases: parking_lot::Mutex::new(std::collections::HashMap::new()),
             worker_agents: (0..workers).map(|_| Agent::new_with_config(agent_config.clone())).collect(),
             agent: agent_config.into(),
             uri,
@@ -223,6 +227,30 @@ impl Transport {
     /// The endpoint as `host:port` (and the proxy it goes through), for messages.
     pub(crate) fn endpoint(&self) -> &str {
         &self.endpoint
+    }
+
+    /// `text` (ureq's "proxy server responded 403/403") with the proxy's own reason phrase,
+    /// asked once per status with a `CONNECT` of our own and kept. Not for 401 and 407: sending
+    /// refused credentials again could count toward locking the account. Not while shutting
+    /// down (`shutting_down`), when there is no time for an extra round trip.
+    fn with_proxy_phrase(&self, text: String, shutting_down: bool) -> String {
+        let Some((status, phrase)) = fault::proxy_status(&text) else { return text };
+        if !(phrase.trim().is_empty() || phrase.trim() == status.to_string()) || matches!(status, 401 | 407) {
+            return text;
+        }
+        let known = self.connect_phrases.lock().get(&status).cloned();
+        let phrase = match known {
+            Some(p) => p,
+            None if shutting_down => return text,
+            None => match probe::connect_answer(self) {
+                Some((s, p)) if s == status && !p.is_empty() => {
+                    self.connect_phrases.lock().insert(status, p.clone());
+                    p
+                }
+                _ => return text,
+            },
+        };
+        format!("proxy server responded {status}/{phrase}")
     }
 
     /// Non-fatal problems found in `start()` (root certificates that failed to load,
@@ -308,7 +336,15 @@ impl Transport {
                     .build()
             }
         };
-        let mut response = agent.run(request).map_err(|e| fault::map(e, &self.hops))?;
+        let mut response = match agent.run(request) {
+            Ok(response) => response,
+            // ureq keeps no reason phrase of a refused CONNECT: look up the proxy's own.
+            Err(ureq::Error::ConnectProxyFailed(text)) => {
+                let text = self.with_proxy_phrase(text, time_left.is_some());
+                return Err(fault::map(ureq::Error::ConnectProxyFailed(text), &self.hops));
+            }
+            Err(e) => return Err(fault::map(e, &self.hops)),
+        };
         let status = response.status().as_u16();
         let retry_after = response
             .headers()

@@ -123,6 +123,8 @@ impl<T: Read + Write + Send> Stream for T {}
 struct Probe<'a> {
     t: &'a Transport,
     steps: Vec<Step>,
+    /// The proxy's answer to `CONNECT` as it sent it: status and reason phrase.
+    tunnel: Option<(u16, String)>,
 }
 
 impl Probe<'_> {
@@ -132,9 +134,19 @@ impl Probe<'_> {
     }
 }
 
+/// The proxy's answer to a `CONNECT` to the endpoint, as the proxy sent it (status and reason
+/// phrase), from one connection made for the purpose; `None` without an HTTP(S) proxy or if
+/// the proxy could not be reached. ureq keeps no reason phrase of a refused `CONNECT`: this is
+/// how reasons show the proxy's own words.
+pub(crate) fn connect_answer(t: &Transport) -> Option<(u16, String)> {
+    let mut p = Probe { t, steps: Vec::new(), tunnel: None };
+    let _ = connect_steps(&mut p);
+    p.tunnel
+}
+
 /// Runs the probe over `t`'s route.
 pub(crate) fn run(t: &Transport) -> Diagnosis {
-    let mut p = Probe { t, steps: Vec::new() };
+    let mut p = Probe { t, steps: Vec::new(), tunnel: None };
     let route = t.route.describe();
     let tls_on = t.hops.endpoint_scheme == "https"
         || t.route.proxy.as_ref().is_some_and(|proxy| proxy.scheme == Scheme::Https);
@@ -335,6 +347,7 @@ fn connect_step(
     let _version = parts.next();
     let code: u16 = parts.next().and_then(|c| c.parse().ok()).unwrap_or(0);
     let reason = parts.next().unwrap_or("").trim().to_string();
+    p.tunnel = Some((code, reason.clone()));
     if code == 200 {
         let detail = format!("proxy {} opened a tunnel to {target} ({code} {reason})", proxy.authority());
         p.step(StepKind::Tunnel, true, detail);

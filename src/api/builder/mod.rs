@@ -9,6 +9,7 @@
 
 mod durability;
 mod network;
+mod observe;
 mod resilience;
 mod throughput;
 
@@ -92,6 +93,13 @@ impl Builder {
     /// The most events the queue holds (1–16,777,216). Defaults to 10,000.
     pub fn queue_capacity(mut self, n: usize) -> Builder {
         self.config.runtime.queue_capacity = n;
+        self
+    }
+
+    /// The most events the high-priority lane holds (1–16,777,216), besides `queue_capacity`;
+    /// see [`Priority`](crate::Priority). Defaults to 1,000.
+    pub fn priority_capacity(mut self, n: usize) -> Builder {
+        self.config.runtime.priority_capacity = n;
         self
     }
 

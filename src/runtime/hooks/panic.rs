@@ -122,7 +122,7 @@ fn send_crash(shared: &Arc<Shared>, transport: Arc<Transport>, event: &Event) {
     let reached = if shared.gate.blocked_until(Instant::now()).is_some() {
         Reached::No
     } else {
-        let crash = [Envelope { event: event.clone(), size: 0, receipt: None }];
+        let crash = [Envelope::new(event.clone(), 0, None)];
         let (body, headers) = encode::encode_once(&shared.options.encode, &crash);
         let (tx, rx) = crossbeam_channel::bounded(1);
         let send = move || {
