@@ -103,8 +103,9 @@
 //! try once, and a full queue drops the record (counted in `dropped`). They **never loop**:
 //! records emitted on posthaste's own threads (workers, the hooks, [`Client::probe`]) and
 //! records whose target starts with `ureq`, `rustls` or `posthaste` are not shipped, so the
-//! HTTP stack's own logging never comes back as traffic; this also means an
-//! [`on_outcome`](Builder::on_outcome) callback's log records are not shipped. `tracing` events
+//! HTTP stack's own logging never comes back as traffic; this also means the log
+//! records of your [`on_outcome`](Builder::on_outcome) and
+//! [`on_lifecycle`](Builder::on_lifecycle) callbacks are not shipped. `tracing` events
 //! bridged from `log` by `tracing-log` keep their own target, file and line. After shutdown
 //! they are silent no-ops; `log` keeps its logger and `tracing` its global subscriber for the
 //! life of the process, so the [`Guard`] is what ends delivery. With [`Builder::exit_hook`],
