@@ -22,6 +22,8 @@ fi
 
 echo "== send and encode (criterion)"
 cargo bench --bench send -- --warm-up-time 1 --measurement-time 3 2>&1 | tee "$POSTHASTE_BENCH_OUT/send.txt"
+echo "== logging front end against fmt().json() + non_blocking (criterion)"
+cargo bench --bench logging --all-features -- --warm-up-time 1 --measurement-time 3 2>&1 | tee "$POSTHASTE_BENCH_OUT/logging.txt"
 echo "== end to end"
 cargo bench --bench e2e 2>&1 | tee "$POSTHASTE_BENCH_OUT/e2e.txt"
 echo "== CPU overhead and memory under an outage"

@@ -62,6 +62,9 @@ pub enum Error {
     },
     /// The operating system refused to start a worker thread.
     Spawn(std::io::Error),
+    /// `Logger::install` (feature `log`) found another logger already set: `log` allows one
+    /// per process, set once.
+    LoggerAlreadySet,
     /// The spill directory ([`Builder::spill_dir`](crate::Builder::spill_dir)) can't be used.
     Spill {
         /// The directory as given.
@@ -82,6 +85,9 @@ impl fmt::Display for Error {
             }
             Error::Certificate { origin, reason } => write!(f, "certificate {origin}: {reason}"),
             Error::Spawn(e) => write!(f, "could not start a worker thread: {e}"),
+            Error::LoggerAlreadySet => {
+                f.write_str("another logger is already installed (the `log` crate allows one)")
+            }
             Error::Spill { path, reason } => write!(f, "spill directory {path:?}: {reason}"),
         }
     }

@@ -75,6 +75,67 @@
 //! # Ok::<(), posthaste::Error>(())
 //! ```
 //!
+//! # Logging
+//!
+//! Two cargo features, off by default, turn log records into events: `log` gives
+//! `posthaste::log::Logger` (a `log::Log`), `tracing` gives `posthaste::tracing::Layer` (a
+//! `tracing_subscriber::Layer`). Each record becomes one JSON object, written on the calling
+//! thread and handed over with [`Client::try_send`]:
+//!
+//! | key | value | when |
+//! |---|---|---|
+//! | `timestamp` | string, RFC 3339 UTC with microseconds (`2026-12-02T01:37:16.123456Z`), taken on the calling thread | always |
+//! | `level` | `"TRACE"`, `"DEBUG"`, `"INFO"`, `"WARN"` or `"ERROR"` | always |
+//! | `target` | string: the record's target (by default its module path) | always |
+//! | `message` | string: the formatted message (`""` if none) | always |
+//! | *each field* | its JSON type: integers and floats as numbers (`NaN`, `inf` as strings), booleans as booleans, strings as strings; `Debug`/`Display`-only values as strings; an error (`&dyn Error`, `log`'s `:err`) as `{"message": …, "sources": [… its source() chain …]}` | the record's fields (`tracing`) or key-values (`log`) |
+//! | `spans` | array, root first, of `{"name": …, <the span's fields>}` | `tracing`, inside a span |
+//! | `file`, `line` | string, number | when the record knows them |
+//! | *each static field* | as given to `with_field` | always, unless the record has a field of that name |
+//!
+//! **Name collisions**: the shape's keys win. A field named `timestamp`, `level`, `target`,
+//! `spans`, `file` or `line` is written as `field.<name>` (`"field.level"`); a field named
+//! `message` is the message; in a span, `name` is the span's and a field `name` is written as
+//! `field.name`. A record's own field hides a static field of the same name. A field given
+//! twice in one call is written twice (JSON parsers keep the last).
+//!
+//! The front ends **never block** the logging thread, whatever the [`Overflow`] policy: they
+//! try once, and a full queue drops the record (counted in `dropped`). They **never loop**:
+//! records emitted on posthaste's own threads (workers, the hooks, [`Client::probe`]) and
+//! records whose target starts with `ureq`, `rustls` or `posthaste` are not shipped, so the
+//! HTTP stack's own logging never comes back as traffic; this also means the log
+//! records of your [`on_outcome`](Builder::on_outcome) and
+//! [`on_lifecycle`](Builder::on_lifecycle) callbacks are not shipped. `tracing` events
+//! bridged from `log` by `tracing-log` keep their own target, file and line. After shutdown
+//! they are silent no-ops; `log` keeps its logger and `tracing` its global subscriber for the
+//! life of the process, so the [`Guard`] is what ends delivery. With [`Builder::exit_hook`],
+//! records logged just before `process::exit` are delivered. The [`Builder::panic_hook`]'s
+//! crash event has the same shape (`level` `"ERROR"`, `target` `"panic"`).
+//!
+//! Logs are many small events: turn on batching, NDJSON (or a JSON array) and gzip.
+//!
+//! ```no_run
+//! # #[cfg(feature = "tracing")]
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use tracing_subscriber::layer::SubscriberExt;
+//!
+//! let guard = posthaste::builder("https://logs.example/ingest")
+//!     .batch(posthaste::Batch::new())
+//!     .encoding(posthaste::Encoding::Ndjson)
+//!     .gzip(posthaste::Gzip::new())
+//!     .exit_hook(true)
+//!     .start()?;
+//! let layer = posthaste::tracing::Layer::new(guard.client())
+//!     .with_field("service", "billing")
+//!     .with_field("version", "1.4.2");
+//! tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))?;
+//! tracing::info!(user_id = 42, "checkout");
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "tracing"))]
+//! # fn main() {}
+//! ```
+//!
 //! # Shutdown
 //!
 //! Dropping the guard, or [`Guard::shutdown`], closes intake, wakes every backoff wait, keeps
@@ -171,6 +232,8 @@
 //! | [`Builder::worker_nice`] | 0 |
 //! | [`Builder::on_lifecycle`] / [`Builder::report_interval`] | none / off |
 //! | [`Builder::metrics_window`] | 60 s |
+//! | `log::Logger` / `tracing::Layer`: `max_level`, `level_for`, `with_field` | `INFO`, none, none |
+//! | `log::Logger::flush_timeout` | 5 s |
 
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
@@ -180,6 +243,8 @@
 mod api;
 mod error;
 mod event;
+#[cfg(any(feature = "log", feature = "tracing"))]
+mod frontends;
 mod policy;
 mod runtime;
 mod state;
@@ -205,6 +270,20 @@ pub use transport::proxy::{IntoProxy, Proxy};
 #[doc(hidden)]
 pub use policy::encode::bench_support as __bench;
 
+/// The `log` front end (cargo feature `log`): [`Logger`](crate::log::Logger). See
+/// [Logging](crate#logging).
+#[cfg(feature = "log")]
+pub mod log {
+    pub use crate::frontends::log::Logger;
+}
+
+/// The `tracing` front end (cargo feature `tracing`): [`Layer`](crate::tracing::Layer). See
+/// [Logging](crate#logging).
+#[cfg(feature = "tracing")]
+pub mod tracing {
+    pub use crate::frontends::tracing::Layer;
+}
+
 #[cfg(test)]
 mod tests {
     fn assert_send_sync<T: Send + Sync>() {}
@@ -224,5 +303,9 @@ mod tests {
         assert_send_sync::<crate::Template>();
         assert_send_sync::<crate::Gzip>();
         assert_send_sync::<crate::Idempotency>();
+        #[cfg(feature = "log")]
+        assert_send_sync::<crate::log::Logger>();
+        #[cfg(feature = "tracing")]
+        assert_send_sync::<crate::tracing::Layer>();
     }
 }

@@ -1,7 +1,93 @@
-//! Small pure helpers every layer may use: base64, URL redaction, UUIDs, header checks and the
-//! text of a panic payload. The bottom of the crate: imports nothing from it.
+//! Small pure helpers every layer may use: base64, URL redaction, UUIDs, header checks, the
+//! text of a panic payload, RFC 3339 timestamps, and the marker of posthaste's own threads.
+//! The bottom of the crate: imports nothing from it.
 
 use std::any::Any;
+use std::cell::Cell;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+thread_local! {
+    /// True on the threads posthaste runs (workers, the panic hook's sender) and while a hook
+    /// or the probe runs on a user's thread. The logging front ends drop every record emitted
+    /// where it is set, so that posthaste's own work (and the HTTP stack's diagnostics it
+    /// causes) never feeds back into the queue.
+    static OWN_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the calling thread as posthaste's own for the rest of its life. Called first thing
+/// by every thread the runtime starts.
+pub(crate) fn mark_own_thread() {
+    let _ = OWN_THREAD.try_with(|flag| flag.set(true));
+}
+
+/// True on a thread posthaste started, or inside an [`OwnScope`].
+#[cfg_attr(not(any(feature = "log", feature = "tracing")), allow(dead_code))] // Read by the front ends.
+pub(crate) fn is_own_thread() -> bool {
+    OWN_THREAD.try_with(Cell::get).unwrap_or(false)
+}
+
+/// Marks the calling (user's) thread as posthaste's own until dropped, then restores what it
+/// was: for hooks and the probe, which run posthaste's work on a thread that isn't.
+pub(crate) struct OwnScope(bool);
+
+impl OwnScope {
+    pub(crate) fn enter() -> OwnScope {
+        OwnScope(OWN_THREAD.try_with(|flag| flag.replace(true)).unwrap_or(true))
+    }
+}
+
+impl Drop for OwnScope {
+    fn drop(&mut self) {
+        let was = self.0;
+        let _ = OWN_THREAD.try_with(|flag| flag.set(was));
+    }
+}
+
+/// Length of [`rfc3339_micros`]'s text: `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+pub(crate) const RFC3339_LEN: usize = 27;
+
+/// `t` as RFC 3339 UTC with microseconds (`2026-12-02T01:37:16.123456Z`), without a date
+/// crate and without allocating. Times before 1970 show as the epoch; years past 9999 as 9999
+/// (four digits are all RFC 3339 allows).
+pub(crate) fn rfc3339_micros(t: SystemTime) -> [u8; RFC3339_LEN] {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs().min(253_402_300_799); // 9999-12-31T23:59:59
+    let micros = since.subsec_micros();
+    let (year, month, day) = civil_from_days((secs / 86_400) as i64);
+    let rem = secs % 86_400;
+    let (h, m, s) = (rem / 3_600, rem / 60 % 60, rem % 60);
+    let mut out = *b"0000-00-00T00:00:00.000000Z";
+    let mut put = |at: usize, width: usize, mut value: u64| {
+        for i in (at..at + width).rev() {
+            out[i] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    put(0, 4, year as u64);
+    put(5, 2, u64::from(month));
+    put(8, 2, u64::from(day));
+    put(11, 2, h);
+    put(14, 2, m);
+    put(17, 2, s);
+    put(20, 6, u64::from(micros));
+    out
+}
+
+/// The proleptic Gregorian date of `days` since 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`): eras of 400 years (146,097 days), years starting on 1 March so the leap
+/// day is the last of the year.
+pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097); // [0, 146096]
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365], from 1 March
+    let mp = (5 * doy + 2) / 153; // [0, 11], March = 0
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
 
 /// Standard base64 with padding (RFC 4648), for basic auth and PEM keys.
 pub(crate) fn base64(input: &[u8]) -> String {
@@ -231,6 +317,87 @@ mod tests {
         assert!(check_header("X-Ok", "a\r\nInjected: 1").is_err());
         assert!(check_header("X-Ok", "caf\u{e9}").is_err());
         assert!(check_header("X-Ok", "\u{7f}").is_err());
+    }
+
+    #[test]
+    fn civil_from_days_known_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        assert_eq!(civil_from_days(59), (1970, 3, 1));
+        assert_eq!(civil_from_days(10_957), (2000, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29)); // a leap day of a century divisible by 400
+        assert_eq!(civil_from_days(11_017), (2000, 3, 1));
+        assert_eq!(civil_from_days(47_540), (2100, 2, 28)); // 2100 is not a leap year
+        assert_eq!(civil_from_days(47_541), (2100, 3, 1));
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+        assert_eq!(civil_from_days(20_424), (2025, 12, 2));
+        assert_eq!(civil_from_days(2_932_896), (9999, 12, 31));
+        assert_eq!(civil_from_days(-719_468), (0, 3, 1));
+    }
+
+    #[test]
+    fn civil_from_days_walks_every_day_in_order() {
+        // Day by day from 1969 to 2401: each date follows the one before.
+        let month_len = |y: i64, m: u32| match m {
+            2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+            2 => 28,
+            4 | 6 | 9 | 11 => 30,
+            _ => 31,
+        };
+        let mut prev = civil_from_days(-365);
+        assert_eq!(prev, (1969, 1, 1));
+        for days in -364..157_000 {
+            let (y, m, d) = prev;
+            let expected = if d < month_len(y, m) {
+                (y, m, d + 1)
+            } else if m < 12 {
+                (y, m + 1, 1)
+            } else {
+                (y + 1, 1, 1)
+            };
+            let got = civil_from_days(days);
+            assert_eq!(got, expected, "day {days}");
+            prev = got;
+        }
+    }
+
+    #[test]
+    fn rfc3339_known_instants() {
+        use std::time::Duration;
+        let at = |secs: u64, micros: u32| {
+            let t = UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_micros(u64::from(micros));
+            String::from_utf8(rfc3339_micros(t).to_vec()).unwrap()
+        };
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(at(951_782_400, 1), "2000-02-29T00:00:00.000001Z");
+        assert_eq!(at(1_234_567_890, 123_456), "2009-02-13T23:31:30.123456Z");
+        assert_eq!(at(1_764_639_436, 999_999), "2025-12-02T01:37:16.999999Z");
+        assert_eq!(at(4_102_444_799, 500_000), "2099-12-31T23:59:59.500000Z");
+        // Nanoseconds are truncated, not rounded.
+        let t = UNIX_EPOCH + Duration::new(1, 999_999_999);
+        assert_eq!(&rfc3339_micros(t), b"1970-01-01T00:00:01.999999Z");
+        let before = UNIX_EPOCH - Duration::from_secs(5);
+        assert_eq!(&rfc3339_micros(before), b"1970-01-01T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn own_scope_restores_the_marker() {
+        std::thread::spawn(|| {
+            assert!(!is_own_thread());
+            {
+                let _scope = OwnScope::enter();
+                assert!(is_own_thread());
+                {
+                    let _inner = OwnScope::enter();
+                }
+                assert!(is_own_thread(), "an inner scope restores, not clears");
+            }
+            assert!(!is_own_thread());
+            mark_own_thread();
+            assert!(is_own_thread());
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

@@ -64,6 +64,10 @@ const TESTS: &[Test] = &[
         "exit_hook_spills_then_the_next_process_delivers_exactly_once",
         exit_hook_spills_then_next_process_delivers,
     ),
+    (
+        "log_records_logged_just_before_exit_arrive_with_the_exit_hook",
+        log_records_logged_just_before_exit_arrive,
+    ),
 ];
 
 fn main() {
@@ -293,6 +297,13 @@ fn panic_on_main_sends_the_crash_event() {
     assert_eq!(crashes.len(), 1, "{crashes:?}");
     let crash = &crashes[0];
     assert_eq!(crash["message"], "boom from main");
+    // The logging front ends' shape: timestamp, level, target, message, file, line.
+    assert_eq!(crash["level"], "ERROR");
+    assert_eq!(crash["target"], "panic");
+    let ts = crash["timestamp"].as_str().unwrap();
+    assert!(ts.len() == 27 && ts.ends_with('Z') && &ts[10..11] == "T", "{ts}");
+    assert_eq!(crash["file"], crash["location"]["file"]);
+    assert_eq!(crash["line"], crash["location"]["line"]);
     assert!(crash["location"]["file"].as_str().unwrap().ends_with("lifecycle.rs"), "{crash}");
     assert!(crash["location"]["line"].as_u64().unwrap() > 0);
     assert_eq!(crash["thread"], "main");
@@ -406,6 +417,26 @@ fn exit_hook_spills_then_next_process_delivers() {
     assert!(dir.spill_files().is_empty());
 }
 
+#[cfg(feature = "log")]
+fn log_records_logged_just_before_exit_arrive() {
+    let sink = Sink::with(|_| Reply::Delay(Duration::from_millis(10), Box::new(Reply::Status(200))));
+    let ran = run_child("log_exit", &[("URL", sink.url()), ("N", "50".into())]);
+    assert_eq!(ran.status.code(), Some(7), "{}", ran.stderr);
+    assert!(ran.value("pending_at_exit") > 0, "the hook must have had work to do");
+    assert_eq!(ran.outcomes(), BTreeMap::from([("Delivered".to_string(), 50)]), "{:?}", ran.lines);
+    let ids = delivered_ids(&sink, "log_exit");
+    assert_eq!(ids.len(), 50);
+    assert!(ids.values().all(|n| *n == 1));
+    let first = sink.requests()[0].json();
+    assert_eq!(first["message"], "logged before exit");
+    assert_eq!(first["level"], "WARN");
+    assert!(ran.stderr.is_empty(), "nothing printed: {}", ran.stderr);
+}
+
+/// Needs the `log` feature (CI runs the tests with `--all-features`).
+#[cfg(not(feature = "log"))]
+fn log_records_logged_just_before_exit_arrive() {}
+
 // ---------------------------------------------------------------------------------------------
 // Child side: the scenarios.
 
@@ -475,6 +506,18 @@ fn child(scenario: &str) {
             let s = guard.stats();
             record.line(&format!("pending_at_exit={}", s.queued + s.in_flight));
             std::mem::forget(guard); // leaked: only the exit hook can deliver now
+            std::process::exit(7);
+        }
+        #[cfg(feature = "log")]
+        "log_exit" => {
+            let guard = builder(&record).exit_hook(true).exit_timeout(PATIENCE).start().unwrap();
+            posthaste::log::Logger::new(guard.client()).with_field("run", scenario).install().unwrap();
+            for id in 0..count() {
+                log::warn!(id; "logged before exit");
+            }
+            let s = guard.stats();
+            record.line(&format!("pending_at_exit={}", s.queued + s.in_flight));
+            std::mem::forget(guard); // leaked, as a logger's guard often is: the exit hook delivers
             std::process::exit(7);
         }
         "exit_black_hole" => {

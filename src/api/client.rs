@@ -51,6 +51,37 @@ impl Client {
         self.push(event.into(), None)
     }
 
+    /// Queues an event if that can be done without waiting, whatever the overflow policy, and
+    /// returns at once. For code that must never wait: logging front ends, signal-like paths,
+    /// callbacks.
+    ///
+    /// Under [`Overflow::Block`](crate::Overflow) and `BlockFor` a full queue drops the event
+    /// (counted in `dropped`, as under `DropNewest`); `DropNewest` and `DropOldest` behave as
+    /// with [`send`](Client::send). After shutdown began it returns [`SendError::Closed`] even
+    /// with [`AfterShutdown::SendSync`] configured (which would send on this thread).
+    ///
+    /// # Errors
+    /// [`SendError::Full`] (dropped, counted) or [`SendError::Closed`] (not counted), with the
+    /// event.
+    ///
+    /// ```
+    /// # let guard = posthaste::builder("http://127.0.0.1:9/")
+    /// #     .overflow(posthaste::Overflow::Block).start().unwrap();
+    /// let client = guard.client();
+    /// if let Err(e) = client.try_send(serde_json::json!({"event": "tick"})) {
+    ///     assert!(e.is_full()); // dropped and counted; this thread did not wait
+    /// }
+    /// ```
+    pub fn try_send(&self, event: impl Into<Event>) -> Result<(), SendError> {
+        let event = event.into();
+        let size = event.approx_bytes();
+        match self.shared.queue.try_push(Envelope::sampled(event, size, None), &self.shared.ledger) {
+            Ok(()) => Ok(()),
+            Err(PushError::Full(env)) => Err(SendError::Full(env.event)),
+            Err(PushError::Closed(env)) => Err(SendError::Closed(env.event)),
+        }
+    }
+
     /// Like [`send`](Client::send), on the lane `priority` names: [`Priority::High`] events
     /// have their own capacity, are taken by workers first, and under overflow push normal
     /// events out before they are dropped themselves. `send` is `send_with(event,
@@ -148,6 +179,8 @@ impl Client {
     /// # Ok::<(), posthaste::Error>(())
     /// ```
     pub fn probe(&self) -> Diagnosis {
+        // The HTTP stack's records from this call are posthaste's: the logging front ends skip them.
+        let _own = crate::util::OwnScope::enter();
         crate::transport::probe::run(&self.shared.transport)
     }
 

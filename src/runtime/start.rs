@@ -78,6 +78,8 @@ pub(crate) fn start(options: RuntimeOptions, net: TransportOptions) -> Result<Ar
 fn reporter(shared: &Arc<Shared>, interval: Duration, done: Sender<()>) -> std::io::Result<JoinHandle<()>> {
     let shared = shared.clone();
     thread::Builder::new().name("posthaste-reporter".into()).spawn(move || {
+        // The logging front ends drop records from this thread (`on_lifecycle` runs here).
+        crate::util::mark_own_thread();
         let _done = done;
         while let Err(RecvTimeoutError::Timeout) = shared.shutdown_rx.recv_timeout(interval) {
             if shared.options.report_interval.is_some() {

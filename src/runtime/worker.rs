@@ -37,13 +37,15 @@ use crate::state::lifecycle::LifecycleEvent;
 use crate::state::outcome::{Envelope, Outcome};
 use crate::state::schedule::Retrying;
 use crate::state::stats::Stage;
-use crate::util::{panic_text, uuid_v4};
+use crate::util::{mark_own_thread, panic_text, uuid_v4};
 
 /// Starts worker `index`. `done` is dropped when the thread ends (even by panic), which is how
 /// the shutdown path learns that every worker has finished.
 pub(crate) fn spawn(shared: &Arc<Shared>, index: usize, done: Sender<()>) -> std::io::Result<JoinHandle<()>> {
     let shared = shared.clone();
     thread::Builder::new().name(format!("posthaste-worker-{index}")).spawn(move || {
+        // The logging front ends drop records from this thread (ureq's and rustls' included).
+        mark_own_thread();
         let _done = done;
         let nice = shared.options.worker_nice;
         if nice > 0 {

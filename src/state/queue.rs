@@ -212,6 +212,16 @@ impl Queue {
     /// Enqueues under the overflow policy. Counts `submitted` for every event it does not
     /// refuse as `Closed`.
     pub(crate) fn push(&self, env: Envelope, ledger: &Ledger) -> Result<(), PushError> {
+        self.push_with(env, ledger, true)
+    }
+
+    /// Like [`push`](Queue::push), but never waits: under `Block` and `BlockFor` a full queue
+    /// drops the event as `DropNewest` would. `DropOldest` evicts as usual (it never waits).
+    pub(crate) fn try_push(&self, env: Envelope, ledger: &Ledger) -> Result<(), PushError> {
+        self.push_with(env, ledger, false)
+    }
+
+    fn push_with(&self, env: Envelope, ledger: &Ledger, may_wait: bool) -> Result<(), PushError> {
         if self.is_closed() {
             return Err(PushError::Closed(env));
         }
@@ -221,6 +231,7 @@ impl Queue {
         let result = match self.policy {
             Overflow::DropNewest => self.push_or_drop(env, ledger),
             Overflow::DropOldest => self.push_evicting(env, ledger),
+            Overflow::Block | Overflow::BlockFor(_) if !may_wait => self.push_or_drop(env, ledger),
             Overflow::Block => self.push_blocking(env, None, ledger),
             Overflow::BlockFor(d) => self.push_blocking(env, Instant::now().checked_add(d), ledger),
         };

@@ -35,10 +35,12 @@ impl Builder {
 
     /// On panic (any thread), sends one crash event straight to the endpoint, bypassing the
     /// queue, then calls the panic hook that was installed before (so the usual message still
-    /// prints). The event is
-    /// `{"event":"panic","message":…,"location":{"file":…,"line":…,"column":…},"thread":…,
-    /// "backtrace":…,"pid":…,"timestamp_ms":…}`; `backtrace` is `null` unless backtraces are
-    /// enabled (`RUST_BACKTRACE` / `RUST_LIB_BACKTRACE`). It is sent with the configured
+    /// prints). The event has the logging front ends' shape (see the crate docs, *Logging*):
+    /// `{"timestamp":…,"level":"ERROR","target":"panic","message":…,"file":…,"line":…,
+    /// "event":"panic","location":{"file":…,"line":…,"column":…},"thread":…,"backtrace":…,
+    /// "pid":…,"timestamp_ms":…}`; `backtrace` is `null` unless backtraces are enabled
+    /// (`RUST_BACKTRACE` / `RUST_LIB_BACKTRACE`). (`log` and `tracing` have no level above
+    /// `ERROR`; `"event":"panic"` tells a crash from a logged error.) It is sent with the configured
     /// headers through a connection of its own, waiting at most [`Builder::panic_timeout`];
     /// if that fails and a spill directory is set, it is spilled. One crash event at a time:
     /// a panic on another thread while one is being sent is passed straight to the previous

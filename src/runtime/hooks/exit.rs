@@ -10,6 +10,7 @@ use super::lock;
 use crate::error::Error;
 use crate::runtime::shutdown::try_shutdown;
 use crate::runtime::Shared;
+use crate::util::OwnScope;
 
 static EXIT_REGISTRY: StdMutex<Vec<Weak<Shared>>> = StdMutex::new(Vec::new());
 static EXIT_REGISTER: Once = Once::new();
@@ -47,6 +48,8 @@ fn run_exit_hooks() {
     if EXIT_RAN.swap(true, Ordering::AcqRel) {
         return;
     }
+    // The shutdown runs on the thread that called `exit`: the logging front ends ignore it.
+    let _own = OwnScope::enter();
     let targets: Vec<Arc<Shared>> = lock(&EXIT_REGISTRY).drain(..).filter_map(|w| w.upgrade()).collect();
     let now = Instant::now();
     let deadlines: Vec<Instant> =

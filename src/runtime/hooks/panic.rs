@@ -18,7 +18,7 @@ use crate::runtime::judge::{judge, Next};
 use crate::runtime::Shared;
 use crate::state::outcome::Envelope;
 use crate::transport::Transport;
-use crate::util::panic_text;
+use crate::util::{mark_own_thread, panic_text, rfc3339_micros, OwnScope};
 
 struct PanicTarget {
     shared: Weak<Shared>,
@@ -56,6 +56,8 @@ fn on_panic(info: &PanicHookInfo<'_>) {
     if nested {
         return;
     }
+    // While the hook works on the panicking thread, the logging front ends ignore it.
+    let _own = OwnScope::enter();
     if !PANIC_SENDING.swap(true, Ordering::AcqRel) {
         // Panicking in a panic hook aborts the process: contain anything unexpected.
         let _ = panic::catch_unwind(AssertUnwindSafe(|| send_crash_events(info)));
@@ -84,17 +86,26 @@ fn send_crash_events(info: &PanicHookInfo<'_>) {
     }
 }
 
-/// The crash event for `info` (documented on [`Builder::panic_hook`](crate::Builder::panic_hook)).
+/// The crash event for `info` (documented on [`Builder::panic_hook`](crate::Builder::panic_hook)):
+/// the logging front ends' shape (`timestamp`, `level`, `target`, `message`, `file`, `line`)
+/// plus the fields it always had.
 fn crash_event(info: &PanicHookInfo<'_>) -> Event {
     let message = panic_text(info.payload());
     let location = info.location().map(|l| json!({"file": l.file(), "line": l.line(), "column": l.column()}));
     let thread = thread::current();
     let backtrace = Backtrace::capture();
     let backtrace = (backtrace.status() == BacktraceStatus::Captured).then(|| backtrace.to_string());
-    let millis = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let now = SystemTime::now();
+    let millis = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let timestamp = String::from_utf8_lossy(&rfc3339_micros(now)).into_owned();
     Event::from(json!({
-        "event": "panic",
+        "timestamp": timestamp,
+        "level": "ERROR",
+        "target": "panic",
         "message": message,
+        "file": info.location().map(|l| l.file()),
+        "line": info.location().map(|l| l.line()),
+        "event": "panic",
         "location": location,
         "thread": thread.name().unwrap_or("<unnamed>"),
         "backtrace": backtrace,
@@ -115,6 +126,8 @@ fn send_crash(shared: &Arc<Shared>, transport: Arc<Transport>, event: &Event) {
         let (body, headers) = encode::encode_once(&shared.options.encode, &crash);
         let (tx, rx) = crossbeam_channel::bounded(1);
         let send = move || {
+            // The logging front ends drop records from this thread (the HTTP stack's too).
+            mark_own_thread();
             let cap = Duration::ZERO; // Retry-After does not matter: there is no retry.
             let reached = match judge(transport.send(&body, &headers, Some(timeout)), "", 1, 1, cap) {
                 Next::Retry { .. } => Reached::No,
