@@ -75,6 +75,27 @@
 //! # Ok::<(), posthaste::Error>(())
 //! ```
 //!
+//! # Several endpoints
+//!
+//! The builder's URL is the default endpoint. [`Builder::endpoint`] adds named ones, each with
+//! its own URL, headers, batching, signing, workers, queue, retry policy, breaker and
+//! [`Stats`]; they share the network configuration, the hooks and the one shutdown deadline.
+//! [`Client::send_to`] picks one by name, a [`Route`] lets [`Client::send`] pick one from the
+//! event, and a black-holed or failing endpoint never slows another.
+//!
+//! ```no_run
+//! let guard = posthaste::builder("https://hooks.example/other")
+//!     .endpoint("created", posthaste::endpoint("https://hooks.example/orders/created"))
+//!     .endpoint("audit", posthaste::endpoint("https://audit.example/in").workers(1))
+//!     .route(posthaste::Route::by_field("type").to("order_created", "created"))
+//!     .start()?;
+//! let client = guard.client();
+//! client.send(serde_json::json!({"type": "order_created", "id": 1})).unwrap(); // → "created"
+//! client.send_to("audit", serde_json::json!({"user": 7})).unwrap();
+//! println!("{:?}", client.endpoint_stats("audit"));
+//! # Ok::<(), posthaste::Error>(())
+//! ```
+//!
 //! # Shutdown
 //!
 //! Dropping the guard, or [`Guard::shutdown`], closes intake, wakes every backoff wait, keeps
@@ -153,6 +174,7 @@
 //! | [`Builder::gzip`] | off ([`Gzip::new`]: level 1, from 1 KiB) |
 //! | [`Builder::idempotency`] | off ([`Idempotency::new`]: `Idempotency-Key`, `X-Attempt`) |
 //! | [`Builder::worker_nice`] | 0 |
+//! | [`Builder::endpoint`] / [`Builder::route`] | none: one endpoint, the builder's URL |
 
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
@@ -168,12 +190,13 @@ mod state;
 mod transport;
 mod util;
 
-pub use api::{builder, Builder, Client, Dangerous, Guard};
+pub use api::{builder, endpoint, Builder, Client, Dangerous, Endpoint, Guard};
 pub use error::{Error, SendError};
 pub use event::Event;
 pub use policy::encode::{Batch, CustomEncoding, Encoding, Events, Gzip, Idempotency, Template};
 pub use policy::gate::{Circuit, CircuitBreaker, RetryBudget};
 pub use policy::retry::Retry;
+pub use policy::route::{Route, DEFAULT_ENDPOINT};
 pub use runtime::AfterShutdown;
 pub use state::outcome::{Outcome, Receipt};
 pub use state::queue::Overflow;

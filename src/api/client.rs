@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::SendError;
 use crate::event::Event;
-use crate::runtime::{send_now, AfterShutdown, Shared};
+use crate::runtime::{send_now, AfterShutdown, Instance, Shared};
 use crate::state::outcome::{Envelope, Receipt, ReceiptSlot};
 use crate::state::queue::PushError;
 use crate::state::stats::Stats;
@@ -20,12 +20,14 @@ const FOREVER: Duration = Duration::from_secs(365 * 86_400);
 /// harmless: `send` then returns [`SendError::Closed`] with the event.
 #[derive(Clone)]
 pub struct Client {
+    /// The default endpoint, reached without a look-up.
     shared: Arc<Shared>,
+    instance: Arc<Instance>,
 }
 
 impl Client {
-    pub(crate) fn new(shared: Arc<Shared>) -> Client {
-        Client { shared }
+    pub(crate) fn new(instance: Arc<Instance>) -> Client {
+        Client { shared: instance.default_endpoint().clone(), instance }
     }
 
     /// Queues an event for delivery and returns at once.
@@ -46,14 +48,36 @@ impl Client {
     /// client.send(serde_json::json!({"event": "tick", "i": 1}))?;
     /// # Ok::<(), posthaste::SendError>(())
     /// ```
+    ///
+    /// With a [`Route`](crate::Route) set on the builder, the route picks the endpoint.
     pub fn send(&self, event: impl Into<Event>) -> Result<(), SendError> {
-        self.push(event.into(), None)
+        self.routed(event.into(), None)
     }
 
     /// Like [`send`](Client::send), and returns a [`Receipt`] to wait for the event's outcome.
     pub fn send_tracked(&self, event: impl Into<Event>) -> Result<Receipt, SendError> {
         let (receipt, slot) = Receipt::new();
-        self.push(event.into(), Some(slot)).map(|()| receipt)
+        self.routed(event.into(), Some(slot)).map(|()| receipt)
+    }
+
+    /// Queues an event for the endpoint called `endpoint` (see
+    /// [`Builder::endpoint`](crate::Builder::endpoint); the builder's own is
+    /// [`DEFAULT_ENDPOINT`](crate::DEFAULT_ENDPOINT)), like [`send`](Client::send). No route is
+    /// consulted.
+    ///
+    /// # Errors
+    /// As [`send`](Client::send), and [`SendError::UnknownEndpoint`] (not counted anywhere)
+    /// for a name no endpoint has; all hand the event back.
+    pub fn send_to(&self, endpoint: &str, event: impl Into<Event>) -> Result<(), SendError> {
+        let shared = self.named(endpoint, event.into())?;
+        Self::push_to(shared.0, shared.1, None)
+    }
+
+    /// Like [`send_to`](Client::send_to), and returns a [`Receipt`] for the event's outcome.
+    pub fn send_to_tracked(&self, endpoint: &str, event: impl Into<Event>) -> Result<Receipt, SendError> {
+        let (shared, event) = self.named(endpoint, event.into())?;
+        let (receipt, slot) = Receipt::new();
+        Self::push_to(shared, event, Some(slot)).map(|()| receipt)
     }
 
     /// Serializes `value` to JSON on the calling thread and queues the bytes. Use it for your
@@ -68,12 +92,29 @@ impl Client {
     /// ```
     pub fn send_serialize<T: serde::Serialize + ?Sized>(&self, value: &T) -> Result<(), SendError> {
         let event = Event::from_serialize(value).map_err(SendError::Serialize)?;
-        self.push(event, None)
+        self.routed(event, None)
     }
 
-    /// A snapshot of the counters.
+    /// A snapshot of the counters, summed over every endpoint (the accounting invariant holds
+    /// for the sum as for each endpoint). The `circuit` shown is the most open one.
     pub fn stats(&self) -> Stats {
-        self.shared.stats()
+        self.instance.stats()
+    }
+
+    /// A snapshot of one endpoint's counters; `None` if no endpoint has that name.
+    ///
+    /// ```
+    /// # let guard = posthaste::builder("http://127.0.0.1:9/").start().unwrap();
+    /// let stats = guard.client().endpoint_stats(posthaste::DEFAULT_ENDPOINT).unwrap();
+    /// assert_eq!(stats.submitted, 0);
+    /// ```
+    pub fn endpoint_stats(&self, endpoint: &str) -> Option<Stats> {
+        self.instance.index_of(endpoint).map(|i| self.instance.endpoints[i].stats())
+    }
+
+    /// Every endpoint's name and counters, the builder's own endpoint first.
+    pub fn stats_by_endpoint(&self) -> Vec<(String, Stats)> {
+        self.instance.endpoint_stats()
     }
 
     /// Waits until every event sent so far has settled (nothing queued or in flight), with
@@ -91,8 +132,12 @@ impl Client {
     /// ```
     pub fn flush(&self, timeout: Duration) -> bool {
         let deadline = Instant::now().checked_add(timeout).unwrap_or_else(|| Instant::now() + FOREVER);
-        let queue = &self.shared.queue;
-        self.shared.ledger.wait_idle(deadline, || queue.queued_bytes())
+        let mut idle = true;
+        for shared in &self.instance.endpoints {
+            let queue = &shared.queue;
+            idle &= shared.ledger.wait_idle(deadline, || queue.queued_bytes());
+        }
+        idle
     }
 
     /// Runs one `HEAD` request through the configured path (proxy, tunnel, TLS) on this
@@ -122,14 +167,33 @@ impl Client {
         self.shared.queue.is_closed()
     }
 
-    fn push(&self, event: Event, receipt: Option<Arc<ReceiptSlot>>) -> Result<(), SendError> {
+    /// The default endpoint, or the one the route picks.
+    fn routed(&self, event: Event, receipt: Option<Arc<ReceiptSlot>>) -> Result<(), SendError> {
+        match &self.instance.routing {
+            None => Self::push_to(&self.shared, event, receipt),
+            Some(routing) => {
+                let index = routing.pick(&event);
+                Self::push_to(&self.instance.endpoints[index], event, receipt)
+            }
+        }
+    }
+
+    /// The endpoint called `name`, or the event back.
+    fn named(&self, name: &str, event: Event) -> Result<(&Arc<Shared>, Event), SendError> {
+        match self.instance.index_of(name) {
+            Some(i) => Ok((&self.instance.endpoints[i], event)),
+            None => Err(SendError::UnknownEndpoint(event)),
+        }
+    }
+
+    fn push_to(shared: &Shared, event: Event, receipt: Option<Arc<ReceiptSlot>>) -> Result<(), SendError> {
         let size = event.approx_bytes();
-        match self.shared.queue.push(Envelope { event, size, receipt }, &self.shared.ledger) {
+        match shared.queue.push(Envelope { event, size, receipt }, &shared.ledger) {
             Ok(()) => Ok(()),
             Err(PushError::Full(env)) => Err(SendError::Full(env.event)),
-            Err(PushError::Closed(env)) => match self.shared.options.after_shutdown {
+            Err(PushError::Closed(env)) => match shared.options.after_shutdown {
                 AfterShutdown::SendSync(timeout) => {
-                    send_now(&self.shared, env, timeout);
+                    send_now(shared, env, timeout);
                     Ok(())
                 }
                 _ => Err(SendError::Closed(env.event)),
@@ -140,6 +204,9 @@ impl Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("endpoint", &self.shared.transport.endpoint()).finish_non_exhaustive()
+        f.debug_struct("Client")
+            .field("endpoint", &self.shared.transport.endpoint())
+            .field("endpoints", &self.instance.names)
+            .finish_non_exhaustive()
     }
 }

@@ -5,8 +5,10 @@
 mod builder;
 mod client;
 mod config;
+mod endpoint;
 mod guard;
 
 pub use builder::{builder, Builder, Dangerous};
 pub use client::Client;
+pub use endpoint::{endpoint, Endpoint};
 pub use guard::Guard;

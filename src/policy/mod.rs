@@ -5,3 +5,4 @@
 pub(crate) mod encode;
 pub(crate) mod gate;
 pub(crate) mod retry;
+pub(crate) mod route;

@@ -8,6 +8,7 @@
 
 mod after_shutdown;
 mod hooks;
+mod instance;
 mod judge;
 mod nice;
 mod replay;
@@ -22,9 +23,10 @@ use std::time::Duration;
 
 pub(crate) use after_shutdown::send_now;
 pub use after_shutdown::AfterShutdown;
+pub(crate) use instance::Instance;
 pub(crate) use shared::Shared;
 pub(crate) use shutdown::shutdown;
-pub(crate) use start::start;
+pub(crate) use start::{start_instance, Plan};
 
 use crate::policy::encode::EncodeOptions;
 use crate::policy::gate::{CircuitBreaker, RetryBudget};

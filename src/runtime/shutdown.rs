@@ -82,6 +82,7 @@ fn shutdown_locked(
         deadline_reached,
         detached_workers,
         warnings: shared.transport.warnings().to_vec(),
+        endpoints: Vec::new(),
     };
     life.report = Some(report.clone());
     report

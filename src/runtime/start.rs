@@ -4,12 +4,50 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::instance::Instance;
 use super::{hooks, replay, shutdown, worker, RuntimeOptions, Shared};
 use crate::error::Error;
+use crate::policy::route::Route;
 use crate::state::spill::Spill;
 use crate::transport::{Transport, TransportOptions};
 
-/// Builds and starts one instance. The options were validated by the api layer; the
+/// One endpoint to start: its name and options (validated by the api layer).
+pub(crate) struct Plan {
+    pub(crate) name: String,
+    pub(crate) runtime: RuntimeOptions,
+    pub(crate) transport: TransportOptions,
+}
+
+/// Starts every endpoint of one guard (the default one first) and resolves the route. A
+/// failure part-way stops the endpoints already started; an error of a named endpoint says
+/// which one.
+pub(crate) fn start_instance(plans: Vec<Plan>, route: Option<&Route>) -> Result<Arc<Instance>, Error> {
+    let names: Vec<String> = plans.iter().map(|p| p.name.clone()).collect();
+    let routing = match route {
+        Some(r) => Some(r.resolve(|name| names.iter().position(|n| n == name))?),
+        None => None,
+    };
+    let mut endpoints = Vec::with_capacity(plans.len());
+    for (index, plan) in plans.into_iter().enumerate() {
+        match start(plan.runtime, plan.transport) {
+            Ok(shared) => endpoints.push(shared),
+            Err(e) => {
+                let now = Instant::now();
+                for shared in &endpoints {
+                    shutdown(shared, now);
+                }
+                return Err(if index == 0 {
+                    e
+                } else {
+                    Error::Endpoint { name: plan.name, error: Box::new(e) }
+                });
+            }
+        }
+    }
+    Ok(Arc::new(Instance::new(endpoints, names, routing)))
+}
+
+/// Builds and starts one endpoint. The options were validated by the api layer; the
 /// transport checks its own (URL, method, headers, proxy, certificates).
 pub(crate) fn start(options: RuntimeOptions, net: TransportOptions) -> Result<Arc<Shared>, Error> {
     let workers = options.workers;

@@ -22,6 +22,10 @@ pub struct Report {
     /// Non-fatal problems found by `start()`: root certificates from the OS store that failed
     /// to load, TLS verification disabled through [`Builder::dangerous`](crate::Builder::dangerous).
     pub warnings: Vec<String>,
+    /// Each endpoint's final counters, the builder's own endpoint first (named
+    /// [`DEFAULT_ENDPOINT`](crate::DEFAULT_ENDPOINT)), then the named ones in the order they
+    /// were added; `stats` is their sum.
+    pub endpoints: Vec<(String, Stats)>,
 }
 
 impl fmt::Display for Report {

@@ -19,10 +19,12 @@ use std::time::Duration;
 pub use network::Dangerous;
 
 use crate::api::config::Config;
+use crate::api::endpoint::{check_name, Endpoint};
 use crate::api::guard::Guard;
 use crate::error::Error;
 use crate::event::Event;
-use crate::runtime;
+use crate::policy::route::{Route, DEFAULT_ENDPOINT};
+use crate::runtime::{self, Plan};
 use crate::state::outcome::Outcome;
 use crate::state::queue::Overflow;
 use crate::util::{base64, redact_url};
@@ -35,7 +37,7 @@ use crate::util::{base64, redact_url};
 /// # Ok::<(), posthaste::Error>(())
 /// ```
 pub fn builder(url: impl Into<String>) -> Builder {
-    Builder { config: Config::new(url.into()) }
+    Builder { config: Config::new(url.into()), endpoints: Vec::new(), route: None }
 }
 
 /// Configures and starts posthaste. Made by [`builder`].
@@ -45,6 +47,9 @@ pub fn builder(url: impl Into<String>) -> Builder {
 #[must_use = "a Builder does nothing until `.start()` is called"]
 pub struct Builder {
     pub(crate) config: Config,
+    /// Named endpoints, in the order they were added.
+    endpoints: Vec<(String, Endpoint)>,
+    route: Option<Route>,
 }
 
 impl Builder {
@@ -131,16 +136,59 @@ impl Builder {
         self
     }
 
-    /// Checks every option and starts the workers.
+    /// Adds a named endpoint with its own queue, workers, gate and stats; events reach it
+    /// through [`Client::send_to`](crate::Client::send_to), a [`Route`] or a
+    /// a broadcast. The builder's own URL stays the default endpoint,
+    /// called [`DEFAULT_ENDPOINT`] (`"default"`). Names must be unique and non-empty (checked
+    /// in `start()`). A slow or dead endpoint never slows another: each has its own workers.
+    /// Defaults to no named endpoints.
+    ///
+    /// ```
+    /// let guard = posthaste::builder("http://127.0.0.1:9/events")
+    ///     .endpoint("billing", posthaste::endpoint("http://127.0.0.1:9/billing").bearer_auth("t"))
+    ///     .start()?;
+    /// let client = guard.client();
+    /// client.send_to("billing", serde_json::json!({"invoice": 1})).unwrap();
+    /// assert!(client.send_to("nope", serde_json::json!({})).is_err()); // handed back
+    /// # drop(guard);
+    /// # Ok::<(), posthaste::Error>(())
+    /// ```
+    pub fn endpoint(mut self, name: impl Into<String>, endpoint: Endpoint) -> Builder {
+        self.endpoints.push((name.into(), endpoint));
+        self
+    }
+
+    /// Makes [`Client::send`](crate::Client::send) and `send_tracked` pick the endpoint for
+    /// each event by the value of one of its fields (see [`Route`]). Defaults to no route:
+    /// `send` goes to the builder's own endpoint.
+    pub fn route(mut self, route: Route) -> Builder {
+        self.route = Some(route);
+        self
+    }
+
+    /// Checks every option and starts the workers of every endpoint.
     ///
     /// # Errors
-    /// An [`Error`] naming the first invalid option, or [`Error::Spawn`] if the operating
-    /// system refuses a thread.
+    /// An [`Error`] naming the first invalid option ([`Error::Endpoint`] for an option of a
+    /// named endpoint), or [`Error::Spawn`] if the operating system refuses a thread.
     pub fn start(self) -> Result<Guard, Error> {
         let config = self.config.finish();
         config.validate()?;
-        let shared = runtime::start(config.runtime, config.transport)?;
-        Ok(Guard::new(shared))
+        let mut names = vec![DEFAULT_ENDPOINT.to_string()];
+        let mut plans = Vec::with_capacity(self.endpoints.len() + 1);
+        for (name, endpoint) in &self.endpoints {
+            check_name(name, &names)?;
+            let merged = endpoint.merge(&config);
+            merged.validate().map_err(|e| Error::Endpoint { name: name.clone(), error: Box::new(e) })?;
+            names.push(name.clone());
+            plans.push(Plan { name: name.clone(), runtime: merged.runtime, transport: merged.transport });
+        }
+        plans.insert(
+            0,
+            Plan { name: DEFAULT_ENDPOINT.to_string(), runtime: config.runtime, transport: config.transport },
+        );
+        let instance = runtime::start_instance(plans, self.route.as_ref())?;
+        Ok(Guard::new(instance))
     }
 }
 
@@ -169,6 +217,8 @@ impl fmt::Debug for Builder {
             .field("panic_hook", &r.panic_hook)
             .field("after_shutdown", &r.after_shutdown)
             .field("spill_dir", &r.spill_dir)
+            .field("endpoints", &self.endpoints)
+            .field("route", &self.route)
             .finish_non_exhaustive()
     }
 }
