@@ -81,7 +81,9 @@
 //! its own URL, headers, batching, signing, workers, queue, retry policy, breaker and
 //! [`Stats`]; they share the network configuration, the hooks and the one shutdown deadline.
 //! [`Client::send_to`] picks one by name, a [`Route`] lets [`Client::send`] pick one from the
-//! event, and a black-holed or failing endpoint never slows another.
+//! event, [`Client::broadcast`] sends a copy to each (one [`Outcome`] per endpoint in a
+//! [`BroadcastReceipt`]; [`Broadcast::fail_fast`] cancels the copies not yet sent once one
+//! fails), and a black-holed or failing endpoint never slows another.
 //!
 //! ```no_run
 //! let guard = posthaste::builder("https://hooks.example/other")
@@ -190,7 +192,7 @@ mod state;
 mod transport;
 mod util;
 
-pub use api::{builder, endpoint, Builder, Client, Dangerous, Endpoint, Guard};
+pub use api::{builder, endpoint, Broadcast, BroadcastReceipt, Builder, Client, Dangerous, Endpoint, Guard};
 pub use error::{Error, SendError};
 pub use event::Event;
 pub use policy::encode::{Batch, CustomEncoding, Encoding, Events, Gzip, Idempotency, Template};
@@ -227,5 +229,9 @@ mod tests {
         assert_send_sync::<crate::Template>();
         assert_send_sync::<crate::Gzip>();
         assert_send_sync::<crate::Idempotency>();
+        assert_send_sync::<crate::Endpoint>();
+        assert_send_sync::<crate::Route>();
+        assert_send_sync::<crate::Broadcast>();
+        assert_send_sync::<crate::BroadcastReceipt>();
     }
 }

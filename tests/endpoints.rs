@@ -210,3 +210,130 @@ fn bad_endpoint_configurations_are_refused_at_start() {
         "{e:?}"
     );
 }
+
+/// A gate the sink's script waits on (bounded by `PATIENCE`) until the test opens it.
+#[derive(Clone, Default)]
+struct Latch(std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
+
+impl Latch {
+    fn wait(&self) {
+        let (lock, cv) = &*self.0;
+        let guard = lock.lock().unwrap();
+        let _ = cv.wait_timeout_while(guard, PATIENCE, |open| !*open).unwrap();
+    }
+    fn open(&self) {
+        *self.0 .0.lock().unwrap() = true;
+        self.0 .1.notify_all();
+    }
+}
+
+#[test]
+fn broadcast_sends_one_copy_to_every_endpoint_with_one_outcome_each() {
+    let a = Sink::ok();
+    let b = Sink::ok();
+    let c = Sink::with(|_| Reply::Status(400));
+    let guard = posthaste::builder(a.url())
+        .endpoint("b", posthaste::endpoint(b.url()))
+        .endpoint("c", posthaste::endpoint(c.url()))
+        .start()
+        .unwrap();
+    let client = guard.client();
+    let receipt = client.broadcast(json!({"deploy": 42})).unwrap();
+    let outcomes = receipt.wait(PATIENCE);
+    let names: Vec<&str> = outcomes.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["default", "b", "c"]);
+    assert!(delivered(outcomes[0].1.clone()) && delivered(outcomes[1].1.clone()));
+    assert!(matches!(outcomes[2].1, Some(Outcome::Rejected { status: 400, .. })), "{outcomes:?}");
+    assert!(!receipt.all_delivered());
+    for sink in [&a, &b, &c] {
+        assert_eq!(sink.requests().len(), 1);
+        assert_eq!(sink.requests()[0].json(), json!({"deploy": 42}));
+    }
+
+    let receipt = client.broadcast_with(&posthaste::Broadcast::to(["b", "b", "default"]), json!(1)).unwrap();
+    assert_eq!(receipt.endpoints().collect::<Vec<_>>(), ["b", "default"]);
+    assert!(receipt.wait(PATIENCE).iter().all(|(_, o)| delivered(o.clone())));
+    assert!(receipt.all_delivered());
+
+    let before = client.stats();
+    let err = client.broadcast_with(&posthaste::Broadcast::to(["b", "zzz"]), json!(2)).unwrap_err();
+    assert!(matches!(err, SendError::UnknownEndpoint(_)));
+    assert_eq!(client.stats().submitted, before.submitted, "nothing queued");
+
+    let report = guard.shutdown();
+    assert_eq!(report.stats.submitted, 5);
+    assert_eq!((report.stats.delivered, report.stats.rejected), (4, 1));
+    assert_invariant(&report.stats);
+    let err = client.broadcast(json!(3)).unwrap_err();
+    assert!(err.is_closed());
+}
+
+/// With `fail_fast`, a copy still queued when another copy fails permanently is cancelled,
+/// never sent; without it, it is delivered. The "held" endpoint's only worker is kept busy
+/// by a request the sink holds until the test opens the latch.
+#[test]
+fn fail_fast_cancels_the_copies_not_yet_sent() {
+    for fail_fast in [true, false] {
+        let latch = Latch::default();
+        let held_latch = latch.clone();
+        let held = Sink::with(move |r| {
+            if r.json().get("block").is_some() {
+                held_latch.wait();
+            }
+            Reply::Status(200)
+        });
+        let bad = Sink::with(|_| Reply::Status(422));
+        let guard = posthaste::builder(bad.url())
+            .endpoint("held", posthaste::endpoint(held.url()).workers(1))
+            .start()
+            .unwrap();
+        let client = guard.client();
+        let blocker = client.send_to_tracked("held", json!({"block": true})).unwrap();
+        assert!(held.wait_for_requests(1, PATIENCE), "the held worker is busy");
+        let how = posthaste::Broadcast::all().fail_fast(fail_fast);
+        let receipt = client.broadcast_with(&how, json!({"copy": 1})).unwrap();
+        // The default endpoint's copy fails first: the held copy is still queued.
+        let first = receipt.get("default").unwrap().wait(PATIENCE);
+        assert!(matches!(first, Some(Outcome::Rejected { status: 422, .. })), "{first:?}");
+        assert_eq!(receipt.get("held").unwrap().try_outcome(), None);
+        latch.open();
+        assert!(delivered(blocker.wait(PATIENCE)));
+        let outcomes = receipt.wait(PATIENCE);
+        if fail_fast {
+            assert_eq!(outcomes[1].1, Some(Outcome::Cancelled), "{outcomes:?}");
+            assert_eq!(held.requests().len(), 1, "the cancelled copy was never sent");
+        } else {
+            assert!(delivered(outcomes[1].1.clone()), "{outcomes:?}");
+            assert_eq!(held.requests().len(), 2);
+        }
+        let report = guard.shutdown();
+        assert_eq!(report.stats.submitted, 3);
+        assert_eq!(report.stats.cancelled, u64::from(fail_fast));
+        assert_invariant(&report.stats);
+    }
+}
+
+/// A copy already on the wire when another fails cannot be recalled: it is reported as it ends.
+#[test]
+fn fail_fast_reports_copies_already_on_the_wire_as_they_end() {
+    let latch = Latch::default();
+    let held_latch = latch.clone();
+    let held = Sink::with(move |_| {
+        held_latch.wait();
+        Reply::Status(200)
+    });
+    let bad = Sink::with(|_| Reply::Status(400));
+    let guard =
+        posthaste::builder(held.url()).endpoint("bad", posthaste::endpoint(bad.url())).start().unwrap();
+    let client = guard.client();
+    let how = posthaste::Broadcast::all().fail_fast(true);
+    let receipt = client.broadcast_with(&how, json!({"copy": 1})).unwrap();
+    assert!(held.wait_for_requests(1, PATIENCE), "the held copy is on the wire");
+    let bad_outcome = receipt.get("bad").unwrap().wait(PATIENCE);
+    assert!(matches!(bad_outcome, Some(Outcome::Rejected { status: 400, .. })), "{bad_outcome:?}");
+    assert_eq!(receipt.get("default").unwrap().try_outcome(), None);
+    latch.open();
+    let outcomes = receipt.wait(PATIENCE);
+    assert!(delivered(outcomes[0].1.clone()), "{outcomes:?}");
+    drop(guard);
+}

@@ -3,12 +3,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::api::broadcast::{Broadcast, BroadcastReceipt};
 use crate::error::SendError;
 use crate::event::Event;
 use crate::runtime::{send_now, AfterShutdown, Instance, Shared};
-use crate::state::outcome::{Envelope, Receipt, ReceiptSlot};
+use crate::state::ledger::Ledger;
+use crate::state::outcome::{Envelope, Outcome, Receipt, ReceiptSlot};
 use crate::state::queue::PushError;
-use crate::state::stats::Stats;
+use crate::state::stats::{Stage, Stats};
 use crate::transport::probe::Diagnosis;
 
 /// Stands in for "no deadline" where an `Instant` must be computed: a year.
@@ -78,6 +80,73 @@ impl Client {
         let (shared, event) = self.named(endpoint, event.into())?;
         let (receipt, slot) = Receipt::new();
         Self::push_to(shared, event, Some(slot)).map(|()| receipt)
+    }
+
+    /// Sends one copy of `event` to every endpoint (the builder's own first) and returns a
+    /// receipt with one [`Outcome`] per endpoint. Same as
+    /// `broadcast_with(&Broadcast::all(), event)`.
+    ///
+    /// ```
+    /// let guard = posthaste::builder("http://127.0.0.1:9/a")
+    ///     .endpoint("b", posthaste::endpoint("http://127.0.0.1:9/b"))
+    ///     .start()?;
+    /// let receipt = guard.client().broadcast(serde_json::json!({"deploy": 42})).unwrap();
+    /// assert_eq!(receipt.endpoints().collect::<Vec<_>>(), ["default", "b"]);
+    /// # drop(guard);
+    /// # Ok::<(), posthaste::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// See [`broadcast_with`](Client::broadcast_with).
+    pub fn broadcast(&self, event: impl Into<Event>) -> Result<BroadcastReceipt, SendError> {
+        self.broadcast_with(&Broadcast::all(), event)
+    }
+
+    /// Sends one copy of `event` to each endpoint `how` names, with or without `fail_fast`
+    /// (see [`Broadcast`]), and returns a receipt with one [`Outcome`] per endpoint. Each copy
+    /// is queued, counted and settled like any event of its endpoint: a full queue drops that
+    /// copy (`Dropped` in the receipt) and the others go on.
+    ///
+    /// # Errors
+    /// [`SendError::UnknownEndpoint`] if `how` names an endpoint that does not exist, and
+    /// [`SendError::Closed`] once shutdown has begun (unless
+    /// [`AfterShutdown::SendSync`] is configured); nothing is queued then and the event is
+    /// handed back.
+    pub fn broadcast_with(
+        &self,
+        how: &Broadcast,
+        event: impl Into<Event>,
+    ) -> Result<BroadcastReceipt, SendError> {
+        let event = event.into();
+        let instance = &self.instance;
+        let Ok(targets) = how.targets(&instance.names) else {
+            return Err(SendError::UnknownEndpoint(event));
+        };
+        let targets: Vec<usize> = targets.iter().filter_map(|name| instance.index_of(name)).collect();
+        let sync = !matches!(self.shared.options.after_shutdown, AfterShutdown::Refuse);
+        if !sync && targets.iter().any(|&i| instance.endpoints[i].queue.is_closed()) {
+            return Err(SendError::Closed(event));
+        }
+        let flag = how.flag();
+        let mut copies = Vec::with_capacity(targets.len());
+        let mut event = Some(event);
+        for (n, &i) in targets.iter().enumerate() {
+            let copy = if n + 1 == targets.len() { event.take() } else { event.clone() };
+            let Some(copy) = copy else { break };
+            let (receipt, slot) = match &flag {
+                Some(flag) => Receipt::fail_fast(flag.clone()),
+                None => Receipt::new(),
+            };
+            let shared = &instance.endpoints[i];
+            match Self::push_to(shared, copy, Some(slot.clone())) {
+                Ok(()) | Err(SendError::Full(_)) => {}
+                // Shutdown began between the check above and this copy: it is counted and
+                // settled like an event still queued at the deadline.
+                Err(e) => cancel_copy(&shared.ledger, e, slot),
+            }
+            copies.push((instance.names[i].clone(), receipt));
+        }
+        Ok(BroadcastReceipt::new(copies))
     }
 
     /// Serializes `value` to JSON on the calling thread and queues the bytes. Use it for your
@@ -199,6 +268,15 @@ impl Client {
                 _ => Err(SendError::Closed(env.event)),
             },
         }
+    }
+}
+
+/// Accounts for a broadcast copy that intake refused after the broadcast began.
+fn cancel_copy(ledger: &Ledger, error: SendError, slot: Arc<ReceiptSlot>) {
+    if let Some(event) = error.into_event() {
+        ledger.counters.submitted();
+        let env = Envelope { size: event.approx_bytes(), event, receipt: Some(slot) };
+        ledger.settle_all_unspilled(std::slice::from_ref(&env), &Outcome::Cancelled, Stage::Queued);
     }
 }
 

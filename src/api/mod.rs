@@ -2,12 +2,14 @@
 //! default, validation), the [`Guard`] and the [`Client`]. Everything below is reached through
 //! here; nothing below imports this layer.
 
+mod broadcast;
 mod builder;
 mod client;
 mod config;
 mod endpoint;
 mod guard;
 
+pub use broadcast::{Broadcast, BroadcastReceipt};
 pub use builder::{builder, Builder, Dangerous};
 pub use client::Client;
 pub use endpoint::{endpoint, Endpoint};

@@ -7,7 +7,7 @@ use crate::error::Error;
 use crate::event::Event;
 
 /// The name of the builder's own endpoint, for [`Client::send_to`](crate::Client::send_to),
-/// [`Route`], a broadcast and per-endpoint stats.
+/// [`Route`], a [`Broadcast`](crate::Broadcast) and per-endpoint stats.
 pub const DEFAULT_ENDPOINT: &str = "default";
 
 /// Routes each event given to [`Client::send`](crate::Client::send) (and `send_tracked`) to a

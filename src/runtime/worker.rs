@@ -168,7 +168,11 @@ impl Worker {
     /// Sends a batch taken from the retry schedule (ahead of anything carried in the slot).
     fn retry(&mut self, retrying: Retrying) {
         let Retrying { batch, attempts, began, key, last_failure } = retrying;
+        let batch = self.without_cancelled(batch);
         let k = batch.len();
+        if k == 0 {
+            return;
+        }
         if let Err(batch) = self.slot().push_front(batch) {
             // The deadline passed between taking and registering.
             self.shared.ledger.settle_all(&batch, &Outcome::Cancelled, Stage::InFlight);
@@ -237,6 +241,10 @@ impl Worker {
                     continue;
                 }
             };
+            if env.is_cancelled() {
+                let _ = self.took(env);
+                continue;
+            }
             let size = codec.estimate(env.size);
             let joins = encode::joins(&limits, count, bytes, size);
             taken.push(env);
@@ -282,31 +290,61 @@ impl Worker {
                 return Some(Work::Fresh(env));
             }
             match rx.try_recv() {
-                Ok(env) => return Some(Work::Fresh(self.took(env))),
+                Ok(env) => match self.took(env) {
+                    Some(env) => return Some(Work::Fresh(env)),
+                    None => continue,
+                },
                 Err(TryRecvError::Disconnected) => return None,
                 Err(TryRecvError::Empty) if shutting_down => return None,
                 Err(TryRecvError::Empty) => {}
             }
             let due_in = self.shared.queue.next_due().map(|at| at.saturating_duration_since(Instant::now()));
-            match due_in {
+            let msg = match due_in {
                 Some(d) => select! {
-                    recv(rx) -> msg => return msg.ok().map(|env| Work::Fresh(self.took(env))),
+                    recv(rx) -> msg => Some(msg),
                     // Shutdown began: loop around to drain.
-                    recv(self.shared.shutdown_rx) -> _ => {}
-                    default(d) => {}
+                    recv(self.shared.shutdown_rx) -> _ => None,
+                    default(d) => None,
                 },
                 None => select! {
-                    recv(rx) -> msg => return msg.ok().map(|env| Work::Fresh(self.took(env))),
-                    recv(self.shared.shutdown_rx) -> _ => {}
+                    recv(rx) -> msg => Some(msg),
+                    recv(self.shared.shutdown_rx) -> _ => None,
                 },
+            };
+            match msg {
+                Some(Ok(env)) => {
+                    if let Some(env) = self.took(env) {
+                        return Some(Work::Fresh(env));
+                    }
+                }
+                Some(Err(_)) => return None,
+                None => {}
             }
         }
     }
 
-    fn took(&self, env: Envelope) -> Envelope {
+    /// Accounts for an event taken from the queue; `None` if it was a cancelled broadcast
+    /// copy, which is settled here.
+    fn took(&self, env: Envelope) -> Option<Envelope> {
         self.shared.queue.release(env.size);
         self.shared.ledger.counters.started(1);
-        env
+        if env.is_cancelled() {
+            self.shared.ledger.settle_all_unspilled(&[env], &Outcome::Cancelled, Stage::InFlight);
+            return None;
+        }
+        Some(env)
+    }
+
+    /// Settles the cancelled broadcast copies of a batch taken from the retry schedule and
+    /// returns the rest.
+    fn without_cancelled(&self, batch: Vec<Envelope>) -> Vec<Envelope> {
+        if !batch.iter().any(Envelope::is_cancelled) {
+            return batch;
+        }
+        let (gone, kept): (Vec<Envelope>, Vec<Envelope>) =
+            batch.into_iter().partition(Envelope::is_cancelled);
+        self.shared.ledger.settle_all_unspilled(&gone, &Outcome::Cancelled, Stage::InFlight);
+        kept
     }
 
     /// Delivers the first `n` events of the slot, in one request or, after a `413`, in halves.

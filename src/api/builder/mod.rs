@@ -138,7 +138,7 @@ impl Builder {
 
     /// Adds a named endpoint with its own queue, workers, gate and stats; events reach it
     /// through [`Client::send_to`](crate::Client::send_to), a [`Route`] or a
-    /// a broadcast. The builder's own URL stays the default endpoint,
+    /// a [`Broadcast`](crate::Broadcast). The builder's own URL stays the default endpoint,
     /// called [`DEFAULT_ENDPOINT`] (`"default"`). Names must be unique and non-empty (checked
     /// in `start()`). A slow or dead endpoint never slows another: each has its own workers.
     /// Defaults to no named endpoints.
