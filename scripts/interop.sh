@@ -3,7 +3,8 @@
 #
 #   bash scripts/interop.sh [extra test-runner arguments, e.g. --nocapture]
 #
-# Installs what is missing (Debian: squid, nginx, openssl; PyPI: mitmproxy), makes a CA, server
+# Installs what is missing (Debian: squid, nginx, openssl; PyPI: mitmproxy, standardwebhooks),
+# starts a receiver that checks every webhook with the `standardwebhooks` verifier, makes a CA, server
 # and client certificates with openssl, writes every config under a temporary directory, starts
 # the servers on free loopback ports, runs `cargo test --test interop -- --ignored`, and stops
 # every server it started, also on failure or interruption. Needs root for apt-get only when
@@ -40,6 +41,10 @@ if ! command -v mitmdump >/dev/null 2>&1; then
     "$PYTHON" -m pip install -q mitmproxy
     hash -r
 fi
+if ! "$PYTHON" -c 'import standardwebhooks' >/dev/null 2>&1; then
+    log "pip install standardwebhooks"
+    "$PYTHON" -m pip install -q standardwebhooks
+fi
 MITMDUMP=$(command -v mitmdump || echo "$("$PYTHON" -c 'import sys, os; print(os.path.join(os.path.dirname(sys.executable), "mitmdump"))')")
 SQUID_HELPER=
 for f in /usr/lib/squid/basic_ncsa_auth /usr/lib64/squid/basic_ncsa_auth; do
@@ -60,7 +65,7 @@ cleanup() {
     done
     if [ "$status" -ne 0 ]; then
         log "FAILED (status $status); server logs:"
-        for f in squid-access.log squid-cache.log nginx-error.log nginx-tls.log nginx-mtls.log nginx-http.log mitm.log; do
+        for f in squid-access.log squid-cache.log nginx-error.log nginx-tls.log nginx-mtls.log nginx-http.log mitm.log webhook.log; do
             [ -f "$DIR/$f" ] && { echo "--- $f"; tail -n 30 "$DIR/$f"; }
         done
     fi
@@ -192,11 +197,22 @@ wait_port mitmproxy "$MITM_PORT"
 for _ in $(seq 1 100); do [ -s mitm/mitmproxy-ca-cert.pem ] && break; sleep 0.1; done
 [ -s mitm/mitmproxy-ca-cert.pem ] || { log "mitmproxy wrote no CA"; exit 1; }
 
-# --- tests -----------------------------------------------------------------------------------
+# --- the Standard Webhooks verifier ----------------------------------------------------------
 cd - >/dev/null
+WEBHOOK_SECRET="whsec_$("$PYTHON" -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')"
+WEBHOOK_SECRET="$WEBHOOK_SECRET" "$PYTHON" scripts/webhook_receiver.py "$DIR/webhook.port" >"$DIR/webhook.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 100); do [ -s "$DIR/webhook.port" ] && break; sleep 0.1; done
+[ -s "$DIR/webhook.port" ] || { log "the webhook receiver did not start"; cat "$DIR/webhook.log"; exit 1; }
+WEBHOOK_PORT=$(cat "$DIR/webhook.port")
+wait_port "webhook receiver" "$WEBHOOK_PORT"
+log "standardwebhooks receiver on $WEBHOOK_PORT"
+
+# --- tests -----------------------------------------------------------------------------------
 export INTEROP_DIR="$DIR" INTEROP_NGINX_TLS="$NGX_TLS" INTEROP_NGINX_MTLS="$NGX_MTLS" \
     INTEROP_NGINX_HTTP="$NGX_HTTP" INTEROP_SQUID="127.0.0.1:$SQUID_PORT" INTEROP_MITM="127.0.0.1:$MITM_PORT" \
-    INTEROP_USER="$USER_NAME" INTEROP_PASSWORD="$USER_PASS"
+    INTEROP_USER="$USER_NAME" INTEROP_PASSWORD="$USER_PASS" \
+    INTEROP_WEBHOOKS="127.0.0.1:$WEBHOOK_PORT" INTEROP_WEBHOOK_SECRET="$WEBHOOK_SECRET"
 # Proxy variables of the calling environment must not steer the tests.
 unset http_proxy HTTP_PROXY https_proxy HTTPS_PROXY all_proxy ALL_PROXY no_proxy NO_PROXY
 log "cargo test --test interop -- --ignored"

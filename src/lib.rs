@@ -98,6 +98,15 @@
 //! # Ok::<(), posthaste::Error>(())
 //! ```
 //!
+//! # Signed webhooks
+//!
+//! [`Builder::webhook_secret`] (or [`Endpoint::webhook_secret`]) signs every request per the
+//! [Standard Webhooks](https://www.standardwebhooks.com) specification: `webhook-id` (one per
+//! event or batch, kept across retries), `webhook-timestamp` (fresh for each attempt) and
+//! `webhook-signature: v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">` over the
+//! uncompressed body; several secrets (key rotation) give several entries. The interop suite
+//! checks every delivery, retries included, with the `standardwebhooks` reference verifier.
+//!
 //! # Shutdown
 //!
 //! Dropping the guard, or [`Guard::shutdown`], closes intake, wakes every backoff wait, keeps
@@ -177,6 +186,7 @@
 //! | [`Builder::idempotency`] | off ([`Idempotency::new`]: `Idempotency-Key`, `X-Attempt`) |
 //! | [`Builder::worker_nice`] | 0 |
 //! | [`Builder::endpoint`] / [`Builder::route`] | none: one endpoint, the builder's URL |
+//! | [`Builder::webhook_secret`] | none: requests are not signed |
 
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]

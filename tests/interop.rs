@@ -262,3 +262,89 @@ fn d_plain_http_through_squid_is_forwarded() {
         "{reason}"
     );
 }
+
+/// `GET http://{addr}{path}` with std only (the receiver's log), the body as JSON.
+fn get_json(addr: &str, path: &str) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// Every delivery — first attempts and retries, plain and gzip-compressed batches, and with two
+/// secrets during key rotation — passes the independent `standardwebhooks` verifier (PyPI) in
+/// `scripts/webhook_receiver.py`; a tampered secret fails it (401, `Rejected`).
+#[test]
+#[ignore = "needs the standardwebhooks receiver: run scripts/interop.sh"]
+fn e_signed_webhooks_pass_the_standardwebhooks_verifier() {
+    let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: {WHY}"));
+    let (addr, secret) = (var("INTEROP_WEBHOOKS"), var("INTEROP_WEBHOOK_SECRET"));
+    // The same key with its first byte changed: well-formed, wrong.
+    let key = secret.strip_prefix("whsec_").unwrap();
+    let first = if key.starts_with('A') { 'B' } else { 'A' };
+    let tampered = format!("whsec_{first}{}", &key[1..]);
+    let run = run_id("webhooks");
+    let url = |path: &str| format!("http://{addr}/{path}/{run}");
+    let guard = posthaste::builder(url("plain"))
+        .webhook_secret(&secret)
+        .endpoint("flaky", posthaste::endpoint(url("flaky")).webhook_secret(&secret))
+        .endpoint(
+            "batch",
+            posthaste::endpoint(url("batch"))
+                .batch(posthaste::Batch::new().max_events(4))
+                .gzip(posthaste::Gzip::new().min_bytes(1))
+                .webhook_secret(&secret),
+        )
+        .endpoint(
+            "rotated",
+            posthaste::endpoint(url("rotated")).webhook_secret(&tampered).webhook_secret(&secret),
+        )
+        .endpoint("tampered", posthaste::endpoint(url("tampered")).webhook_secret(&tampered))
+        .start()
+        .unwrap();
+    let client = guard.client();
+    let receipts: Vec<_> = (0..10)
+        .map(|i| client.broadcast(json!({"i": i, "text": "héllo ✓ \"quoted\"", "run": run})).unwrap())
+        .collect();
+    for receipt in &receipts {
+        for (endpoint, outcome) in receipt.wait(PATIENCE) {
+            match (endpoint.as_str(), outcome) {
+                ("tampered", Some(Outcome::Rejected { status: 401, .. })) => {}
+                ("flaky", Some(Outcome::Delivered { attempts: 2, .. })) => {}
+                ("default" | "batch" | "rotated", Some(Outcome::Delivered { attempts: 1, .. })) => {}
+                (endpoint, outcome) => panic!("{endpoint}: {outcome:?}"),
+            }
+        }
+    }
+    let report = guard.shutdown();
+    assert_eq!((report.stats.submitted, report.stats.delivered, report.stats.rejected), (50, 40, 10));
+
+    let log = get_json(&addr, "/log");
+    let mine: Vec<&serde_json::Value> =
+        log.as_array().unwrap().iter().filter(|r| r["path"].as_str().unwrap().ends_with(&run)).collect();
+    let of = |prefix: &str| -> Vec<&serde_json::Value> {
+        mine.iter().copied().filter(|r| r["path"].as_str().unwrap().starts_with(prefix)).collect()
+    };
+    for prefix in ["/plain/", "/flaky/", "/batch/", "/rotated/"] {
+        let records = of(prefix);
+        assert!(!records.is_empty(), "{prefix}");
+        for r in &records {
+            assert_eq!(r["verified"], true, "{prefix}: {r}");
+        }
+    }
+    let flaky = of("/flaky/");
+    assert_eq!(flaky.len(), 20, "10 first attempts and 10 retries");
+    for r in flaky.iter().filter(|r| r["attempt"] == 2) {
+        let first = flaky.iter().find(|f| f["id"] == r["id"] && f["attempt"] == 1);
+        assert!(first.is_some(), "a retry keeps its first attempt's webhook-id: {r}");
+    }
+    assert_eq!(of("/batch/").iter().map(|r| r["events"].as_u64().unwrap()).sum::<u64>(), 10);
+    let tampered = of("/tampered/");
+    assert_eq!(tampered.len(), 10);
+    assert!(tampered.iter().all(|r| r["verified"] == false), "{tampered:?}");
+    assert!(tampered[0]["why"].as_str().unwrap().contains("No matching signature"), "{}", tampered[0]);
+}

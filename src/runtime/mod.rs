@@ -36,6 +36,17 @@ use crate::state::queue::Overflow;
 #[cfg(doc)]
 use crate::transport::TransportOptions;
 
+/// Seconds since the Unix epoch, for `webhook-timestamp` (0 if the clock is before 1970).
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// A fresh message id for a request sent outside the workers (after shutdown, on panic).
+pub(crate) fn fresh_id() -> String {
+    use rand::{Rng, SeedableRng};
+    crate::util::uuid_v4(rand::rngs::SmallRng::from_os_rng().random())
+}
+
 /// What the runtime is built from. The api layer fills it; every default is in
 /// `api/config.rs`.
 #[derive(Clone)]

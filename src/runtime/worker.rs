@@ -31,7 +31,7 @@ use super::judge::{judge, Next};
 use super::nice;
 use super::shared::Shared;
 use super::slot::{settle_at_deadline, Slot};
-use crate::policy::encode::{self, Codec};
+use crate::policy::encode::{self, Codec, Signer};
 use crate::policy::gate::Admit;
 use crate::state::outcome::{Envelope, Outcome};
 use crate::state::schedule::Retrying;
@@ -51,8 +51,9 @@ pub(crate) fn spawn(shared: &Arc<Shared>, index: usize, done: Sender<()>) -> std
             let _ = nice::lower_current_thread(nice);
         }
         let codec = Codec::new(&shared.options.encode);
+        let signer = Signer::new(&shared.options.encode.signing);
         let rng = SmallRng::from_os_rng();
-        Worker { shared, index, rng, codec, body: Vec::new(), zipped: Vec::new(), carried: 0 }.run();
+        Worker { shared, index, rng, codec, signer, body: Vec::new(), zipped: Vec::new(), carried: 0 }.run();
     })
 }
 
@@ -62,6 +63,8 @@ struct Worker {
     /// Jitter source for backoff, and idempotency keys.
     rng: SmallRng,
     codec: Codec,
+    /// Standard Webhooks signing, if the endpoint has secrets.
+    signer: Option<Signer>,
     /// Request bodies, reused from one request to the next.
     body: Vec<u8>,
     zipped: Vec<u8>,
@@ -431,7 +434,8 @@ impl Worker {
         // State: Send.
         let zipped = self.codec.compress(&self.body, &mut self.zipped);
         let idempotency = shared.options.encode.idempotency.as_ref();
-        if idempotency.is_some() && tries.key.is_none() {
+        // One id per batch, kept across retries: the idempotency key and the `webhook-id`.
+        if (idempotency.is_some() || self.signer.is_some()) && tries.key.is_none() {
             tries.key = Some(uuid_v4(self.rng.random()));
         }
         tries.attempts += 1;
@@ -445,6 +449,10 @@ impl Worker {
             if let Some(name) = i.attempt_header_name() {
                 headers.push((name, tries.attempts.to_string()));
             }
+        }
+        if let (Some(signer), Some(id)) = (&self.signer, &tries.key) {
+            // Signed over the uncompressed body, with a fresh timestamp per attempt.
+            headers.extend(signer.headers(id, super::unix_now(), &self.body));
         }
         let body = if zipped { &self.zipped } else { &self.body };
         shared.ledger.counters.request(tries.attempts > 1, body.len());

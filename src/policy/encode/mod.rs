@@ -1,7 +1,7 @@
 //! Pure: what a worker puts in one request body.
 //!
 //! Owns the throughput options ([`Batch`], [`Encoding`], [`Template`], [`Gzip`],
-//! [`Idempotency`]), the gathering rule, the encoders and gzip. No I/O, no threads and no clock:
+//! [`Idempotency`]), the gathering rule, the encoders, gzip and Standard Webhooks signing. No I/O, no threads and no clock:
 //! the worker owns those and calls in here. It never names the queue's envelope: what it
 //! encodes is anything that is an [`Item`] (an event and its size). Every rule is unit-tested
 //! below.
@@ -10,6 +10,7 @@ mod batch;
 mod codec;
 mod gzip;
 mod idempotency;
+mod sign;
 mod template;
 
 pub use batch::Batch;
@@ -18,6 +19,7 @@ pub use codec::{bench_support, CustomEncoding, Encoding, Events};
 pub(crate) use codec::{encode_once, Codec};
 pub use gzip::Gzip;
 pub use idempotency::Idempotency;
+pub(crate) use sign::{Signer, WebhookSecrets};
 pub use template::Template;
 
 use crate::error::Error;
@@ -38,6 +40,8 @@ pub(crate) struct EncodeOptions {
     pub(crate) template: Option<Template>,
     pub(crate) gzip: Option<Gzip>,
     pub(crate) idempotency: Option<Idempotency>,
+    /// Standard Webhooks secrets; empty means unsigned.
+    pub(crate) signing: WebhookSecrets,
 }
 
 impl EncodeOptions {
@@ -61,7 +65,7 @@ impl EncodeOptions {
         if let Some(i) = &self.idempotency {
             i.validate()?;
         }
-        Ok(())
+        self.signing.validate()
     }
 }
 
