@@ -70,6 +70,13 @@ pub enum Error {
         /// What is wrong with it.
         error: Box<Error>,
     },
+    /// An option of a poller ([`Builder::poll`](crate::Builder::poll)) is invalid.
+    Poll {
+        /// The poller's name.
+        name: String,
+        /// What is wrong with it.
+        error: Box<Error>,
+    },
     /// The spill directory ([`Builder::spill_dir`](crate::Builder::spill_dir)) can't be used.
     Spill {
         /// The directory as given.
@@ -92,6 +99,7 @@ impl fmt::Display for Error {
             Error::Spawn(e) => write!(f, "could not start a worker thread: {e}"),
             Error::Spill { path, reason } => write!(f, "spill directory {path:?}: {reason}"),
             Error::Endpoint { name, error } => write!(f, "endpoint {name:?}: {error}"),
+            Error::Poll { name, error } => write!(f, "poller {name:?}: {error}"),
         }
     }
 }
@@ -100,7 +108,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Spawn(e) => Some(e),
-            Error::Endpoint { error, .. } => Some(&**error),
+            Error::Endpoint { error, .. } | Error::Poll { error, .. } => Some(&**error),
             _ => None,
         }
     }

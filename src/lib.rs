@@ -107,6 +107,31 @@
 //! uncompressed body; several secrets (key rotation) give several entries. The interop suite
 //! checks every delivery, retries included, with the `standardwebhooks` reference verifier.
 //!
+//! # Pollers
+//!
+//! [`Builder::poll`] adds a thread that calls an HTTP API at an interval ([`Poll`]): jittered
+//! ticks, never two polls at once (a slow one skips ticks), conditional requests (`ETag`,
+//! `Last-Modified`; a `304` yields nothing), an extractor that splits an answer into items, a
+//! callback or [`Poll::forward_to`] an endpoint (a relay with full accounting), health
+//! transitions ([`Health`]) for health checks, backoff while failing, and pagination. It uses
+//! the same network configuration and stops within the same shutdown deadline.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! let guard = posthaste::builder("https://hooks.example/default")
+//!     .endpoint("partner", posthaste::endpoint("https://partner.example/hooks").webhook_secret("whsec_c2VjcmV0"))
+//!     .poll("orders", posthaste::poll("https://shop.example/api/orders?status=new")
+//!         .interval(Duration::from_secs(30))
+//!         .extract(|v| v["orders"].as_array().cloned().unwrap_or_default())
+//!         .forward_to("partner"))
+//!     .poll("health", posthaste::poll("https://api.example/health")
+//!         .interval(Duration::from_secs(10))
+//!         .failure_threshold(3)
+//!         .on_health(|h| eprintln!("api health: {h:?}")))
+//!     .start()?;
+//! # Ok::<(), posthaste::Error>(())
+//! ```
+//!
 //! # Shutdown
 //!
 //! Dropping the guard, or [`Guard::shutdown`], closes intake, wakes every backoff wait, keeps
@@ -187,6 +212,7 @@
 //! | [`Builder::worker_nice`] | 0 |
 //! | [`Builder::endpoint`] / [`Builder::route`] | none: one endpoint, the builder's URL |
 //! | [`Builder::webhook_secret`] | none: requests are not signed |
+//! | [`Builder::poll`] | none ([`Poll`]: `GET` every 60 s, jitter a tenth of it, backoff doubling to 8× while failing) |
 
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
@@ -207,6 +233,7 @@ pub use error::{Error, SendError};
 pub use event::Event;
 pub use policy::encode::{Batch, CustomEncoding, Encoding, Events, Gzip, Idempotency, Template};
 pub use policy::gate::{Circuit, CircuitBreaker, RetryBudget};
+pub use policy::poll::{poll, Health, Poll, PollStats};
 pub use policy::retry::Retry;
 pub use policy::route::{Route, DEFAULT_ENDPOINT};
 pub use runtime::AfterShutdown;
@@ -243,5 +270,7 @@ mod tests {
         assert_send_sync::<crate::Route>();
         assert_send_sync::<crate::Broadcast>();
         assert_send_sync::<crate::BroadcastReceipt>();
+        assert_send_sync::<crate::Poll>();
+        assert_send_sync::<crate::PollStats>();
     }
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use crate::api::broadcast::{Broadcast, BroadcastReceipt};
 use crate::error::SendError;
 use crate::event::Event;
+use crate::policy::poll::PollStats;
 use crate::runtime::{send_now, AfterShutdown, Instance, Shared};
 use crate::state::ledger::Ledger;
 use crate::state::outcome::{Envelope, Outcome, Receipt, ReceiptSlot};
@@ -179,6 +180,12 @@ impl Client {
     /// ```
     pub fn endpoint_stats(&self, endpoint: &str) -> Option<Stats> {
         self.instance.index_of(endpoint).map(|i| self.instance.endpoints[i].stats())
+    }
+
+    /// A snapshot of one poller's counters ([`Builder::poll`](crate::Builder::poll)); `None`
+    /// if no poller has that name.
+    pub fn poll_stats(&self, poller: &str) -> Option<PollStats> {
+        self.instance.poll_stats(poller)
     }
 
     /// Every endpoint's name and counters, the builder's own endpoint first.

@@ -3,11 +3,15 @@
 //! path over all of them under one deadline.
 
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Instant;
 
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 
+use super::poller::PollCounters;
 use super::{shutdown, Shared};
+use crate::policy::poll::PollStats;
 use crate::policy::route::Routing;
 use crate::state::report::Report;
 use crate::state::stats::Stats;
@@ -19,13 +23,44 @@ pub(crate) struct Instance {
     pub(crate) names: Vec<String>,
     /// Set when the builder was given a route: `send` consults it.
     pub(crate) routing: Option<Routing>,
+    /// Each poller's name and counters.
+    pub(crate) pollers: Vec<(String, Arc<PollCounters>)>,
+    /// The pollers' threads: dropping the stop sender wakes and ends them; each drops its
+    /// `done` sender when it ends.
+    poll_life: Mutex<PollLife>,
     /// The report of the first shutdown (returned again by later calls).
     report: Mutex<Option<Report>>,
 }
 
+/// What the shutdown path needs to stop the pollers.
+#[derive(Default)]
+pub(crate) struct PollLife {
+    pub(crate) stop: Option<Sender<()>>,
+    pub(crate) done: Option<Receiver<()>>,
+    pub(crate) handles: Vec<JoinHandle<()>>,
+}
+
 impl Instance {
-    pub(crate) fn new(endpoints: Vec<Arc<Shared>>, names: Vec<String>, routing: Option<Routing>) -> Instance {
-        Instance { endpoints, names, routing, report: Mutex::new(None) }
+    pub(crate) fn new(
+        endpoints: Vec<Arc<Shared>>,
+        names: Vec<String>,
+        routing: Option<Routing>,
+        pollers: Vec<(String, Arc<PollCounters>)>,
+        poll_life: PollLife,
+    ) -> Instance {
+        Instance {
+            endpoints,
+            names,
+            routing,
+            pollers,
+            poll_life: Mutex::new(poll_life),
+            report: Mutex::new(None),
+        }
+    }
+
+    /// One poller's counters.
+    pub(crate) fn poll_stats(&self, name: &str) -> Option<PollStats> {
+        self.pollers.iter().find(|(n, _)| n == name).map(|(_, c)| c.snapshot())
     }
 
     /// The default endpoint.
@@ -61,6 +96,10 @@ impl Instance {
             return report.clone();
         }
         let began = Instant::now();
+        // Pollers first: they stop feeding the endpoints, and a poll in progress ends within
+        // its request timeout or is detached at the deadline.
+        let mut poll_life = std::mem::take(&mut *self.poll_life.lock());
+        drop(poll_life.stop.take());
         let deadlines: Vec<Instant> = self.endpoints.iter().map(|s| s.begin_shutdown(deadline)).collect();
         let mut reports = Vec::with_capacity(self.endpoints.len());
         for (shared, deadline) in self.endpoints.iter().zip(deadlines) {
@@ -75,6 +114,25 @@ impl Instance {
             report.endpoints.push((name.clone(), r.stats));
         }
         report.detached_workers = reports.iter().map(|r| r.detached_workers).sum();
+        let mut polls_done = true;
+        if let Some(done) = poll_life.done.take() {
+            polls_done = loop {
+                match done.recv_deadline(deadline) {
+                    Ok(()) => continue,
+                    Err(RecvTimeoutError::Disconnected) => break true,
+                    Err(RecvTimeoutError::Timeout) => break false,
+                }
+            };
+        }
+        for handle in poll_life.handles.drain(..) {
+            if polls_done || handle.is_finished() {
+                let _ = handle.join();
+            } else {
+                report.detached_workers += 1;
+                report.deadline_reached = true;
+            }
+        }
+        report.pollers = self.pollers.iter().map(|(n, c)| (n.clone(), c.snapshot())).collect();
         report.elapsed = began.elapsed();
         *life = Some(report.clone());
         report

@@ -11,6 +11,7 @@ mod hooks;
 mod instance;
 mod judge;
 mod nice;
+mod poller;
 mod replay;
 mod shared;
 mod shutdown;

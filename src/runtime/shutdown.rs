@@ -83,6 +83,7 @@ fn shutdown_locked(
         detached_workers,
         warnings: shared.transport.warnings().to_vec(),
         endpoints: Vec::new(),
+        pollers: Vec::new(),
     };
     life.report = Some(report.clone());
     report

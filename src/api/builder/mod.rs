@@ -23,6 +23,7 @@ use crate::api::endpoint::{check_name, Endpoint};
 use crate::api::guard::Guard;
 use crate::error::Error;
 use crate::event::Event;
+use crate::policy::poll::Poll;
 use crate::policy::route::{Route, DEFAULT_ENDPOINT};
 use crate::runtime::{self, Plan};
 use crate::state::outcome::Outcome;
@@ -37,7 +38,7 @@ use crate::util::{base64, redact_url};
 /// # Ok::<(), posthaste::Error>(())
 /// ```
 pub fn builder(url: impl Into<String>) -> Builder {
-    Builder { config: Config::new(url.into()), endpoints: Vec::new(), route: None }
+    Builder { config: Config::new(url.into()), endpoints: Vec::new(), route: None, polls: Vec::new() }
 }
 
 /// Configures and starts posthaste. Made by [`builder`].
@@ -50,6 +51,7 @@ pub struct Builder {
     /// Named endpoints, in the order they were added.
     endpoints: Vec<(String, Endpoint)>,
     route: Option<Route>,
+    polls: Vec<(String, Poll)>,
 }
 
 impl Builder {
@@ -166,6 +168,16 @@ impl Builder {
         self
     }
 
+    /// Adds a poller: a thread that calls an HTTP API at an interval and hands the items of
+    /// each answer to a callback or forwards them to an endpoint (see [`Poll`]). It uses this
+    /// builder's network configuration and stops with the guard, within the shutdown
+    /// deadline. Names must be unique and non-empty; every option is checked by `start()`
+    /// ([`Error::Poll`]). Defaults to no pollers.
+    pub fn poll(mut self, name: impl Into<String>, poll: Poll) -> Builder {
+        self.polls.push((name.into(), poll));
+        self
+    }
+
     /// Checks every option and starts the workers of every endpoint.
     ///
     /// # Errors
@@ -187,7 +199,17 @@ impl Builder {
             0,
             Plan { name: DEFAULT_ENDPOINT.to_string(), runtime: config.runtime, transport: config.transport },
         );
-        let instance = runtime::start_instance(plans, self.route.as_ref())?;
+        let mut poll_names: Vec<String> = Vec::new();
+        for (name, _) in &self.polls {
+            if name.is_empty() || poll_names.contains(name) {
+                return Err(Error::InvalidOption {
+                    option: "poll",
+                    reason: format!("poller name {name:?} is empty or already taken"),
+                });
+            }
+            poll_names.push(name.clone());
+        }
+        let instance = runtime::start_instance(plans, self.route.as_ref(), self.polls)?;
         Ok(Guard::new(instance))
     }
 }
@@ -219,6 +241,7 @@ impl fmt::Debug for Builder {
             .field("spill_dir", &r.spill_dir)
             .field("endpoints", &self.endpoints)
             .field("route", &self.route)
+            .field("polls", &self.polls)
             .finish_non_exhaustive()
     }
 }
