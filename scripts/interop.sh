@@ -65,7 +65,7 @@ cleanup() {
     done
     if [ "$status" -ne 0 ]; then
         log "FAILED (status $status); server logs:"
-        for f in squid-access.log squid-cache.log nginx-error.log nginx-tls.log nginx-mtls.log nginx-http.log mitm.log webhook.log; do
+        for f in squid-access.log squid-cache.log nginx-error.log nginx-tls.log nginx-mtls.log nginx-http.log nginx-feed.log mitm.log webhook.log; do
             [ -f "$DIR/$f" ] && { echo "--- $f"; tail -n 30 "$DIR/$f"; }
         done
     fi
@@ -84,7 +84,7 @@ wait_port() { # name port
     log "$1 did not listen on $2"; return 1
 }
 
-NGX_TLS=$(free_port); NGX_MTLS=$(free_port); NGX_HTTP=$(free_port); SQUID_PORT=$(free_port); MITM_PORT=$(free_port)
+NGX_TLS=$(free_port); NGX_MTLS=$(free_port); NGX_HTTP=$(free_port); NGX_FEED=$(free_port); SQUID_PORT=$(free_port); MITM_PORT=$(free_port)
 USER_NAME=interop
 USER_PASS="s3cret:p@ss"
 
@@ -111,7 +111,10 @@ chmod 644 squid.passwd
 
 # --- nginx -----------------------------------------------------------------------------------
 mkdir -p nginx-tmp && chmod 777 nginx-tmp
-touch nginx-tls.log nginx-mtls.log nginx-http.log nginx-error.log && chmod 666 nginx-*.log
+touch nginx-tls.log nginx-mtls.log nginx-http.log nginx-feed.log nginx-error.log && chmod 666 nginx-*.log
+# The pollers' feed: a static JSON file nginx serves with ETag and Last-Modified, answering
+# conditional requests with 304 itself. The tests rewrite it.
+mkdir -p feed && chmod 777 feed
 cat > nginx.conf <<EOF
 worker_processes 1;
 pid $DIR/nginx.pid;
@@ -124,6 +127,7 @@ http {
     uwsgi_temp_path $DIR/nginx-tmp/uwsgi;
     scgi_temp_path $DIR/nginx-tmp/scgi;
     ssl_protocols TLSv1.2 TLSv1.3;
+    log_format feed '"\$request" \$status inm="\$http_if_none_match" ims="\$http_if_modified_since" etag=\$sent_http_etag';
     log_format interop '\$remote_addr "\$request" \$status len=\$request_length run=\$http_x_interop_run client="\$ssl_client_s_dn"';
     server {
         listen 127.0.0.1:$NGX_TLS ssl;
@@ -142,13 +146,19 @@ http {
         location / { return 200 "ok\n"; }
     }
     server {
+        listen 127.0.0.1:$NGX_FEED;
+        access_log $DIR/nginx-feed.log feed;
+        root $DIR/feed;
+        location / { default_type application/json; }
+    }
+    server {
         listen 127.0.0.1:$NGX_HTTP;
         access_log $DIR/nginx-http.log interop;
         location / { return 200 "ok\n"; }
     }
 }
 EOF
-log "nginx on $NGX_TLS (TLS), $NGX_MTLS (mTLS), $NGX_HTTP (plain)"
+log "nginx on $NGX_TLS (TLS), $NGX_MTLS (mTLS), $NGX_HTTP (plain), $NGX_FEED (the pollers' feed)"
 nginx -p "$DIR" -c "$DIR/nginx.conf" -g 'daemon off;' >"$DIR/nginx-stdout.log" 2>&1 &
 PIDS+=($!)
 wait_port nginx "$NGX_TLS"
@@ -210,7 +220,7 @@ log "standardwebhooks receiver on $WEBHOOK_PORT"
 
 # --- tests -----------------------------------------------------------------------------------
 export INTEROP_DIR="$DIR" INTEROP_NGINX_TLS="$NGX_TLS" INTEROP_NGINX_MTLS="$NGX_MTLS" \
-    INTEROP_NGINX_HTTP="$NGX_HTTP" INTEROP_SQUID="127.0.0.1:$SQUID_PORT" INTEROP_MITM="127.0.0.1:$MITM_PORT" \
+    INTEROP_NGINX_HTTP="$NGX_HTTP" INTEROP_NGINX_FEED="$NGX_FEED" INTEROP_SQUID="127.0.0.1:$SQUID_PORT" INTEROP_MITM="127.0.0.1:$MITM_PORT" \
     INTEROP_USER="$USER_NAME" INTEROP_PASSWORD="$USER_PASS" \
     INTEROP_WEBHOOKS="127.0.0.1:$WEBHOOK_PORT" INTEROP_WEBHOOK_SECRET="$WEBHOOK_SECRET"
 # Proxy variables of the calling environment must not steer the tests.

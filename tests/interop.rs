@@ -19,6 +19,7 @@ struct Env {
     nginx_tls: u16,
     nginx_mtls: u16,
     nginx_http: u16,
+    nginx_feed: u16,
     squid: String,
     mitm: String,
     user: String,
@@ -33,6 +34,7 @@ fn env() -> Env {
         nginx_tls: port("INTEROP_NGINX_TLS"),
         nginx_mtls: port("INTEROP_NGINX_MTLS"),
         nginx_http: port("INTEROP_NGINX_HTTP"),
+        nginx_feed: port("INTEROP_NGINX_FEED"),
         squid: var("INTEROP_SQUID"),
         mitm: var("INTEROP_MITM"),
         user: var("INTEROP_USER"),
@@ -347,4 +349,59 @@ fn e_signed_webhooks_pass_the_standardwebhooks_verifier() {
     assert_eq!(tampered.len(), 10);
     assert!(tampered.iter().all(|r| r["verified"] == false), "{tampered:?}");
     assert!(tampered[0]["why"].as_str().unwrap().contains("No matching signature"), "{}", tampered[0]);
+}
+
+/// Lines of `text` that contain every needle.
+fn lines_with(text: &str, needles: &[&str]) -> usize {
+    text.lines().filter(|l| needles.iter().all(|n| l.contains(n))).count()
+}
+
+/// A poller of a static JSON file served by nginx, which sends `ETag` and `Last-Modified` and
+/// answers conditional requests with `304` itself: the poller's repeated polls show as 304s in
+/// nginx's access log, and rewriting the file yields exactly one new set of items.
+#[test]
+#[ignore = "needs squid/nginx/mitmproxy: run scripts/interop.sh"]
+fn f_poller_conditional_requests_against_nginx() {
+    let env = env();
+    let run = run_id("feed");
+    let file = env.file("feed").join(format!("{run}.json"));
+    std::fs::write(&file, json!([{"v": 1, "i": 0}, {"v": 1, "i": 1}]).to_string()).unwrap();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let guard = posthaste::builder("http://127.0.0.1:9/unused")
+        .poll(
+            "feed",
+            posthaste::poll(format!("http://127.0.0.1:{}/{run}.json", env.nginx_feed))
+                .interval(Duration::from_millis(200))
+                .on_item(move |item| tx.send(item).unwrap()),
+        )
+        .start()
+        .unwrap();
+    let first: Vec<serde_json::Value> = (0..2).map(|_| rx.recv_timeout(PATIENCE).unwrap()).collect();
+    assert_eq!(first, [json!({"v": 1, "i": 0}), json!({"v": 1, "i": 1})]);
+    let path = format!("GET /{run}.json ");
+    // Two conditional polls answered 304 by nginx.
+    let deadline = Instant::now() + PATIENCE;
+    while lines_with(&env.log("nginx-feed.log"), &[&path, "\" 304 "]) < 2 {
+        assert!(Instant::now() < deadline, "no 304s:\n{}", env.log("nginx-feed.log"));
+        poll_interval(Duration::from_millis(50));
+    }
+    assert!(rx.try_recv().is_err(), "a 304 yields no items");
+    // A different size, so the ETag (mtime-size) changes even within the same second.
+    std::fs::write(&file, json!([{"v": 2, "i": 0}, {"v": 2, "i": 1}, {"v": 2, "i": 2}]).to_string()).unwrap();
+    let second: Vec<serde_json::Value> = (0..3).map(|_| rx.recv_timeout(PATIENCE).unwrap()).collect();
+    assert!(second.iter().all(|v| v["v"] == 2), "{second:?}");
+    let before = lines_with(&env.log("nginx-feed.log"), &[&path, "\" 304 "]);
+    let deadline = Instant::now() + PATIENCE;
+    while lines_with(&env.log("nginx-feed.log"), &[&path, "\" 304 "]) < before + 2 {
+        assert!(Instant::now() < deadline, "no 304s after the rewrite:\n{}", env.log("nginx-feed.log"));
+        poll_interval(Duration::from_millis(50));
+    }
+    let report = guard.shutdown();
+    assert!(rx.try_recv().is_err(), "the rewrite yielded exactly one new set of items");
+    let stats = report.pollers[0].1;
+    assert_eq!((stats.items, stats.failures), (5, 0), "{stats:?}");
+    let log = env.log("nginx-feed.log");
+    assert_eq!(lines_with(&log, &[&path, "\" 200 "]), 2, "{log}");
+    assert!(lines_with(&log, &[&path, "\" 304 ", "inm=\"\\x22"]) >= 4, "If-None-Match sent:\n{log}");
+    assert_eq!(stats.not_modified as usize, lines_with(&log, &[&path, "\" 304 "]), "{log}");
 }
