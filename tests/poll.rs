@@ -262,3 +262,24 @@ fn bad_poller_configurations_are_refused_at_start() {
         "{e:?}"
     );
 }
+
+/// A failing poll's `Retry-After` is honoured: the next poll waits for it, not for the much
+/// shorter backoff of a 20 ms interval.
+#[test]
+fn retry_after_holds_the_next_poll_back() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let sink = Sink::with(move |_| match c.fetch_add(1, Ordering::SeqCst) {
+        0 => Reply::retry_after(503, "1"),
+        _ => json_reply(200, &[], &json!([])),
+    });
+    let guard = posthaste::builder("http://127.0.0.1:9/unused")
+        .poll("limited", posthaste::poll(sink.url()).interval(Duration::from_millis(20)))
+        .start()
+        .unwrap();
+    assert!(sink.wait_for_requests(2, PATIENCE));
+    drop(guard);
+    let reqs = sink.requests();
+    let gap = reqs[1].at - reqs[0].at;
+    assert!(gap >= Duration::from_millis(900), "the second poll came after {gap:?}");
+}

@@ -56,7 +56,7 @@ pub(crate) enum Sink {
 /// conditional (`If-None-Match`, `If-Modified-Since`); a `304` yields no items. While polls
 /// fail (connection errors, timeouts, non-2xx answers, bodies that are not JSON) the poller
 /// backs off: the n-th consecutive failure waits `interval × 2ⁿ⁻¹`, capped by `max_backoff`,
-/// or longer if the server's `Retry-After` says so.
+/// or longer if the server's `Retry-After` says so (honoured up to an hour).
 ///
 /// ```
 /// use std::time::Duration;
@@ -324,6 +324,9 @@ pub struct PollStats {
     pub panics: u64,
 }
 
+/// The longest `Retry-After` a poller honours.
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
 /// A poller's rules with every default filled in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Timing {
@@ -351,11 +354,12 @@ impl Timing {
         (next, next - k - 1)
     }
 
-    /// The wait after the `failures`-th consecutive failure: `interval × 2ⁿ⁻¹` capped, or the
-    /// server's `Retry-After` if that is longer (capped too).
+    /// The wait after the `failures`-th consecutive failure: `interval × 2ⁿ⁻¹` capped at
+    /// `max_backoff`, or the server's `Retry-After` if that is longer (up to
+    /// [`MAX_RETRY_AFTER`]).
     pub(crate) fn backoff(&self, failures: u32, retry_after: Option<Duration>) -> Duration {
         let doubling = self.interval.saturating_mul(1u32 << failures.saturating_sub(1).min(20));
-        doubling.max(retry_after.unwrap_or_default()).min(self.cap)
+        doubling.min(self.cap).max(retry_after.unwrap_or_default().min(MAX_RETRY_AFTER))
     }
 
     /// The transition a poll's result makes, given the consecutive failures before it.
@@ -453,7 +457,8 @@ mod tests {
         assert_eq!(waits, [10 * S, 20 * S, 40 * S, 60 * S, 60 * S, 60 * S]);
         assert_eq!(t.backoff(1, Some(30 * S)), 30 * S, "Retry-After longer than the backoff");
         assert_eq!(t.backoff(3, Some(5 * S)), 40 * S, "shorter: the backoff wins");
-        assert_eq!(t.backoff(1, Some(3600 * S)), 60 * S, "capped");
+        assert_eq!(t.backoff(1, Some(600 * S)), 600 * S, "Retry-After beyond max_backoff is honoured");
+        assert_eq!(t.backoff(1, Some(9999 * S)), 3600 * S, "up to an hour");
         assert_eq!(t.backoff(u32::MAX, None), 60 * S);
     }
 

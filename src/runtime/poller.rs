@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use super::Shared;
 use crate::event::Event;
-use crate::policy::poll::{default_extract, Poll, PollStats, Sink, Timing};
+use crate::policy::poll::{default_extract, Poll, PollStats, Sink, Timing, MAX_RETRY_AFTER};
 use crate::policy::retry::parse_retry_after;
 use crate::state::outcome::Envelope;
 use crate::transport::Transport;
@@ -166,7 +166,7 @@ impl Poller {
                 let retry_after = fetched
                     .retry_after
                     .as_deref()
-                    .and_then(|v| parse_retry_after(v, SystemTime::now(), self.plan.timing.cap));
+                    .and_then(|v| parse_retry_after(v, SystemTime::now(), MAX_RETRY_AFTER));
                 return Err(Failed { retry_after });
             }
             if page == 0 {

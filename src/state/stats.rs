@@ -26,7 +26,8 @@ pub struct Stats {
     pub failed: u64,
     /// Events dropped by the overflow policy.
     pub dropped: u64,
-    /// Events still queued, or taken but never sent, at the shutdown deadline.
+    /// Events still queued, or taken but never sent, at the shutdown deadline (and copies of a
+    /// `fail_fast` broadcast cancelled after another copy failed).
     pub cancelled: u64,
     /// Events on the wire at the shutdown deadline: they may or may not have arrived.
     pub abandoned: u64,
