@@ -122,14 +122,16 @@ impl ReceiptSlot {
         if slot.is_some() {
             return;
         }
-        *slot = Some(outcome.clone());
-        self.ready.notify_all();
-        drop(slot);
+        // The broadcast's flag is set before anyone can see this outcome: whoever waits for
+        // the failure may rely on the copies not yet sent being cancelled.
         if let Some(flag) = &self.fail_fast {
             if matches!(outcome, Outcome::Failed { .. } | Outcome::Rejected { .. } | Outcome::Dropped) {
                 flag.store(true, Ordering::Release);
             }
         }
+        *slot = Some(outcome.clone());
+        self.ready.notify_all();
+        drop(slot);
         if let Some(hook) = &self.settled_hook {
             hook(unspilled || outcome.spills_at_deadline());
         }
@@ -215,5 +217,25 @@ impl Item for Envelope {
 
     fn size(&self) -> usize {
         self.size
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_permanent_failure_raises_the_broadcast_flag_before_it_is_seen() {
+        let flag = Arc::new(AtomicBool::new(false));
+        let (receipt, slot) = Receipt::fail_fast(flag.clone());
+        let (_, other) = Receipt::fail_fast(flag.clone());
+        let env = Envelope { event: Event::from(serde_json::json!(1)), size: 1, receipt: Some(other) };
+        slot.complete(&Outcome::Delivered { status: 200, attempts: 1 }, false);
+        assert!(!flag.load(Ordering::Acquire) && !env.is_cancelled());
+        let (receipt2, slot2) = Receipt::fail_fast(flag.clone());
+        slot2.complete(&Outcome::Rejected { status: 400, attempts: 1, reason: String::new() }, false);
+        // Whoever sees the failure sees the flag.
+        assert!(receipt2.try_outcome().is_some() && env.is_cancelled());
+        assert!(receipt.try_outcome().unwrap().is_delivered());
     }
 }
