@@ -4,8 +4,10 @@
 #   bash scripts/interop.sh [extra test-runner arguments, e.g. --nocapture]
 #
 # Installs what is missing (Debian: squid, tinyproxy, dante-server, nginx, openssl; PyPI:
-# mitmproxy), makes a CA, server and client certificates with openssl, creates the system user
-# dante authenticates (posthaste-socks), writes every config under a temporary directory, starts
+# mitmproxy, standardwebhooks), starts a receiver that checks every webhook with the
+# `standardwebhooks` verifier, makes a CA, server and client certificates with openssl, creates
+# the system user dante authenticates (posthaste-socks), writes every config under a temporary
+# directory, starts
 # the servers on free loopback ports, runs `cargo test --test interop -- --ignored`, and stops
 # every server it started, also on failure or interruption. Needs root: for apt-get when
 # something must be installed, and for the user dante checks passwords against. Nothing leaves
@@ -44,6 +46,10 @@ if ! command -v mitmdump >/dev/null 2>&1; then
     "$PYTHON" -m pip install -q mitmproxy
     hash -r
 fi
+if ! "$PYTHON" -c 'import standardwebhooks' >/dev/null 2>&1; then
+    log "pip install standardwebhooks"
+    "$PYTHON" -m pip install -q standardwebhooks
+fi
 MITMDUMP=$(command -v mitmdump || echo "$("$PYTHON" -c 'import sys, os; print(os.path.join(os.path.dirname(sys.executable), "mitmdump"))')")
 SQUID_HELPER=
 for f in /usr/lib/squid/basic_ncsa_auth /usr/lib64/squid/basic_ncsa_auth; do
@@ -64,8 +70,8 @@ cleanup() {
     done
     if [ "$status" -ne 0 ]; then
         log "FAILED (status $status); server logs:"
-        for f in squid-access.log squid-cache.log nginx-error.log nginx-tls.log nginx-mtls.log nginx-http.log mitm.log \
-            tinyproxy.log tinyproxy-stdout.log danted.log danted-stdout.log; do
+        for f in squid-access.log squid-cache.log nginx-error.log nginx-tls.log nginx-mtls.log nginx-http.log nginx-feed.log mitm.log \
+            webhook.log tinyproxy.log tinyproxy-stdout.log danted.log danted-stdout.log; do
             [ -f "$DIR/$f" ] && { echo "--- $f"; tail -n 30 "$DIR/$f"; }
         done
     fi
@@ -85,7 +91,7 @@ wait_port() { # name port [pid]: fails at once if the server has exited
     log "$1 did not listen on $2"; return 1
 }
 
-NGX_TLS=$(free_port); NGX_MTLS=$(free_port); NGX_HTTP=$(free_port); SQUID_PORT=$(free_port); MITM_PORT=$(free_port)
+NGX_TLS=$(free_port); NGX_MTLS=$(free_port); NGX_HTTP=$(free_port); NGX_FEED=$(free_port); SQUID_PORT=$(free_port); MITM_PORT=$(free_port)
 TINY_PORT=$(free_port); DANTE_PORT=$(free_port)
 USER_NAME=interop
 USER_PASS="s3cret:p@ss"
@@ -118,7 +124,10 @@ chmod 644 squid.passwd
 
 # --- nginx -----------------------------------------------------------------------------------
 mkdir -p nginx-tmp && chmod 777 nginx-tmp
-touch nginx-tls.log nginx-mtls.log nginx-http.log nginx-error.log && chmod 666 nginx-*.log
+touch nginx-tls.log nginx-mtls.log nginx-http.log nginx-feed.log nginx-error.log && chmod 666 nginx-*.log
+# The pollers' feed: a static JSON file nginx serves with ETag and Last-Modified, answering
+# conditional requests with 304 itself. The tests rewrite it.
+mkdir -p feed && chmod 777 feed
 cat > nginx.conf <<EOF
 worker_processes 1;
 pid $DIR/nginx.pid;
@@ -131,6 +140,7 @@ http {
     uwsgi_temp_path $DIR/nginx-tmp/uwsgi;
     scgi_temp_path $DIR/nginx-tmp/scgi;
     ssl_protocols TLSv1.2 TLSv1.3;
+    log_format feed '"\$request" \$status inm="\$http_if_none_match" ims="\$http_if_modified_since" etag=\$sent_http_etag';
     log_format interop '\$remote_addr "\$request" \$status len=\$request_length run=\$http_x_interop_run client="\$ssl_client_s_dn"';
     server {
         listen 127.0.0.1:$NGX_TLS ssl;
@@ -149,13 +159,19 @@ http {
         location / { return 200 "ok\n"; }
     }
     server {
+        listen 127.0.0.1:$NGX_FEED;
+        access_log $DIR/nginx-feed.log feed;
+        root $DIR/feed;
+        location / { default_type application/json; }
+    }
+    server {
         listen 127.0.0.1:$NGX_HTTP;
         access_log $DIR/nginx-http.log interop;
         location / { return 200 "ok\n"; }
     }
 }
 EOF
-log "nginx on $NGX_TLS (TLS), $NGX_MTLS (mTLS), $NGX_HTTP (plain)"
+log "nginx on $NGX_TLS (TLS), $NGX_MTLS (mTLS), $NGX_HTTP (plain), $NGX_FEED (the pollers' feed)"
 nginx -p "$DIR" -c "$DIR/nginx.conf" -g 'daemon off;' >"$DIR/nginx-stdout.log" 2>&1 &
 PIDS+=($!)
 wait_port nginx "$NGX_TLS" "$!"
@@ -264,13 +280,24 @@ danted -f "$DIR/danted.conf" -p "$DIR/danted.pid" >"$DIR/danted-stdout.log" 2>&1
 PIDS+=($!)
 wait_port dante "$DANTE_PORT" "$!"
 
-# --- tests -----------------------------------------------------------------------------------
+# --- the Standard Webhooks verifier ----------------------------------------------------------
 cd - >/dev/null
+WEBHOOK_SECRET="whsec_$("$PYTHON" -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')"
+WEBHOOK_SECRET="$WEBHOOK_SECRET" "$PYTHON" scripts/webhook_receiver.py "$DIR/webhook.port" >"$DIR/webhook.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 100); do [ -s "$DIR/webhook.port" ] && break; sleep 0.1; done
+[ -s "$DIR/webhook.port" ] || { log "the webhook receiver did not start"; cat "$DIR/webhook.log"; exit 1; }
+WEBHOOK_PORT=$(cat "$DIR/webhook.port")
+wait_port "webhook receiver" "$WEBHOOK_PORT"
+log "standardwebhooks receiver on $WEBHOOK_PORT"
+
+# --- tests -----------------------------------------------------------------------------------
 export INTEROP_DIR="$DIR" INTEROP_NGINX_TLS="$NGX_TLS" INTEROP_NGINX_MTLS="$NGX_MTLS" \
-    INTEROP_NGINX_HTTP="$NGX_HTTP" INTEROP_SQUID="127.0.0.1:$SQUID_PORT" INTEROP_MITM="127.0.0.1:$MITM_PORT" \
+    INTEROP_NGINX_HTTP="$NGX_HTTP" INTEROP_NGINX_FEED="$NGX_FEED" INTEROP_SQUID="127.0.0.1:$SQUID_PORT" INTEROP_MITM="127.0.0.1:$MITM_PORT" \
     INTEROP_USER="$USER_NAME" INTEROP_PASSWORD="$USER_PASS" \
     INTEROP_TINYPROXY="127.0.0.1:$TINY_PORT" INTEROP_TINYPROXY_PASSWORD="$TINY_PASS" \
-    INTEROP_DANTE="127.0.0.1:$DANTE_PORT" INTEROP_SOCKS_USER="$SOCKS_USER" INTEROP_SOCKS_PASSWORD="$SOCKS_PASS"
+    INTEROP_DANTE="127.0.0.1:$DANTE_PORT" INTEROP_SOCKS_USER="$SOCKS_USER" INTEROP_SOCKS_PASSWORD="$SOCKS_PASS" \
+    INTEROP_WEBHOOKS="127.0.0.1:$WEBHOOK_PORT" INTEROP_WEBHOOK_SECRET="$WEBHOOK_SECRET"
 # Proxy variables of the calling environment must not steer the tests.
 unset http_proxy HTTP_PROXY https_proxy HTTPS_PROXY all_proxy ALL_PROXY no_proxy NO_PROXY
 log "cargo test --test interop -- --ignored"

@@ -65,6 +65,21 @@ pub enum Error {
     /// `Logger::install` (feature `log`) found another logger already set: `log` allows one
     /// per process, set once.
     LoggerAlreadySet,
+    /// An option of a named endpoint ([`Builder::endpoint`](crate::Builder::endpoint)) is
+    /// invalid.
+    Endpoint {
+        /// The endpoint's name.
+        name: String,
+        /// What is wrong with it.
+        error: Box<Error>,
+    },
+    /// An option of a poller ([`Builder::poll`](crate::Builder::poll)) is invalid.
+    Poll {
+        /// The poller's name.
+        name: String,
+        /// What is wrong with it.
+        error: Box<Error>,
+    },
     /// The spill directory ([`Builder::spill_dir`](crate::Builder::spill_dir)) can't be used.
     Spill {
         /// The directory as given.
@@ -89,6 +104,8 @@ impl fmt::Display for Error {
                 f.write_str("another logger is already installed (the `log` crate allows one)")
             }
             Error::Spill { path, reason } => write!(f, "spill directory {path:?}: {reason}"),
+            Error::Endpoint { name, error } => write!(f, "endpoint {name:?}: {error}"),
+            Error::Poll { name, error } => write!(f, "poller {name:?}: {error}"),
         }
     }
 }
@@ -97,6 +114,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Spawn(e) => Some(e),
+            Error::Endpoint { error, .. } | Error::Poll { error, .. } => Some(&**error),
             _ => None,
         }
     }
@@ -114,6 +132,9 @@ pub enum SendError {
     Closed(Event),
     /// [`Client::send_serialize`](crate::Client::send_serialize) could not serialize the value.
     Serialize(serde_json::Error),
+    /// [`Client::send_to`](crate::Client::send_to) (or a broadcast) named an endpoint that does
+    /// not exist; the event was not accepted and is not counted anywhere.
+    UnknownEndpoint(Event),
 }
 
 impl SendError {
@@ -129,7 +150,7 @@ impl SendError {
     /// ```
     pub fn into_event(self) -> Option<Event> {
         match self {
-            SendError::Full(e) | SendError::Closed(e) => Some(e),
+            SendError::Full(e) | SendError::Closed(e) | SendError::UnknownEndpoint(e) => Some(e),
             SendError::Serialize(_) => None,
         }
     }
@@ -151,6 +172,7 @@ impl fmt::Debug for SendError {
             SendError::Full(_) => f.write_str("Full(..)"),
             SendError::Closed(_) => f.write_str("Closed(..)"),
             SendError::Serialize(e) => f.debug_tuple("Serialize").field(e).finish(),
+            SendError::UnknownEndpoint(_) => f.write_str("UnknownEndpoint(..)"),
         }
     }
 }
@@ -161,6 +183,9 @@ impl fmt::Display for SendError {
             SendError::Full(_) => f.write_str("posthaste queue is full; event dropped"),
             SendError::Closed(_) => f.write_str("posthaste is shutting down; event not accepted"),
             SendError::Serialize(e) => write!(f, "event could not be serialized: {e}"),
+            SendError::UnknownEndpoint(_) => {
+                f.write_str("no posthaste endpoint has that name; event not accepted")
+            }
         }
     }
 }

@@ -136,6 +136,63 @@
 //! # fn main() {}
 //! ```
 //!
+//! # Several endpoints
+//!
+//! The builder's URL is the default endpoint. [`Builder::endpoint`] adds named ones, each with
+//! its own URL, headers, batching, signing, workers, queue, retry policy, breaker and
+//! [`Stats`]; they share the network configuration, the hooks and the one shutdown deadline.
+//! [`Client::send_to`] picks one by name, a [`Route`] lets [`Client::send`] pick one from the
+//! event, [`Client::broadcast`] sends a copy to each (one [`Outcome`] per endpoint in a
+//! [`BroadcastReceipt`]; [`Broadcast::fail_fast`] cancels the copies not yet sent once one
+//! fails), and a black-holed or failing endpoint never slows another.
+//!
+//! ```no_run
+//! let guard = posthaste::builder("https://hooks.example/other")
+//!     .endpoint("created", posthaste::endpoint("https://hooks.example/orders/created"))
+//!     .endpoint("audit", posthaste::endpoint("https://audit.example/in").workers(1))
+//!     .route(posthaste::Route::by_field("type").to("order_created", "created"))
+//!     .start()?;
+//! let client = guard.client();
+//! client.send(serde_json::json!({"type": "order_created", "id": 1})).unwrap(); // → "created"
+//! client.send_to("audit", serde_json::json!({"user": 7})).unwrap();
+//! println!("{:?}", client.endpoint_stats("audit"));
+//! # Ok::<(), posthaste::Error>(())
+//! ```
+//!
+//! # Signed webhooks
+//!
+//! [`Builder::webhook_secret`] (or [`Endpoint::webhook_secret`]) signs every request per the
+//! [Standard Webhooks](https://www.standardwebhooks.com) specification: `webhook-id` (one per
+//! event or batch, kept across retries), `webhook-timestamp` (fresh for each attempt) and
+//! `webhook-signature: v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">` over the
+//! uncompressed body; several secrets (key rotation) give several entries. The interop suite
+//! checks every delivery, retries included, with the `standardwebhooks` reference verifier.
+//!
+//! # Pollers
+//!
+//! [`Builder::poll`] adds a thread that calls an HTTP API at an interval ([`Poll`]): jittered
+//! ticks, never two polls at once (a slow one skips ticks), conditional requests (`ETag`,
+//! `Last-Modified`; a `304` yields nothing), an extractor that splits an answer into items, a
+//! callback or [`Poll::forward_to`] an endpoint (a relay with full accounting), health
+//! transitions ([`Health`]) for health checks, backoff while failing, and pagination. It uses
+//! the same network configuration and stops within the same shutdown deadline.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! let guard = posthaste::builder("https://hooks.example/default")
+//!     .endpoint("partner", posthaste::endpoint("https://partner.example/hooks").webhook_secret("whsec_c2VjcmV0"))
+//!     .poll("orders", posthaste::poll("https://shop.example/api/orders?status=new")
+//!         .interval(Duration::from_secs(30))
+//!         .extract(|v| v["orders"].as_array().cloned().unwrap_or_default())
+//!         .forward_to("partner"))
+//!     .poll("health", posthaste::poll("https://api.example/health")
+//!         .interval(Duration::from_secs(10))
+//!         .failure_threshold(3)
+//!         .on_health(|h| eprintln!("api health: {h:?}")))
+//!     .start()?;
+//! # Ok::<(), posthaste::Error>(())
+//! ```
+//!
 //! # Shutdown
 //!
 //! Dropping the guard, or [`Guard::shutdown`], closes intake, wakes every backoff wait, keeps
@@ -234,6 +291,9 @@
 //! | [`Builder::metrics_window`] | 60 s |
 //! | `log::Logger` / `tracing::Layer`: `max_level`, `level_for`, `with_field` | `INFO`, none, none |
 //! | `log::Logger::flush_timeout` | 5 s |
+//! | [`Builder::endpoint`] / [`Builder::route`] | none: one endpoint, the builder's URL |
+//! | [`Builder::webhook_secret`] | none: requests are not signed |
+//! | [`Builder::poll`] | none ([`Poll`]: `GET` every 60 s, jitter a tenth of it, backoff doubling to 8× while failing) |
 
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
@@ -251,12 +311,16 @@ mod state;
 mod transport;
 mod util;
 
-pub use api::{builder, from_env, Builder, Client, Dangerous, Guard};
+pub use api::{
+    builder, endpoint, from_env, Broadcast, BroadcastReceipt, Builder, Client, Dangerous, Endpoint, Guard,
+};
 pub use error::{Error, SendError};
 pub use event::Event;
 pub use policy::encode::{Batch, CustomEncoding, Encoding, Events, Gzip, Idempotency, Template};
 pub use policy::gate::{Circuit, CircuitBreaker, RetryBudget};
+pub use policy::poll::{poll, Health, Poll, PollStats};
 pub use policy::retry::Retry;
+pub use policy::route::{Route, DEFAULT_ENDPOINT};
 pub use runtime::AfterShutdown;
 pub use state::lifecycle::LifecycleEvent;
 pub use state::metrics::Metrics;
@@ -307,5 +371,11 @@ mod tests {
         assert_send_sync::<crate::log::Logger>();
         #[cfg(feature = "tracing")]
         assert_send_sync::<crate::tracing::Layer>();
+        assert_send_sync::<crate::Endpoint>();
+        assert_send_sync::<crate::Route>();
+        assert_send_sync::<crate::Broadcast>();
+        assert_send_sync::<crate::BroadcastReceipt>();
+        assert_send_sync::<crate::Poll>();
+        assert_send_sync::<crate::PollStats>();
     }
 }

@@ -107,6 +107,35 @@ pub(crate) fn base64(input: &[u8]) -> String {
     out
 }
 
+/// Decodes standard base64 (RFC 4648, padding optional); `None` if it is not base64.
+pub(crate) fn base64_decode(input: &str) -> Option<Vec<u8>> {
+    let trimmed = input.trim_end_matches('=');
+    if input.len() - trimmed.len() > 2 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(trimmed.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in trimmed.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    // A single leftover character (6 bits) can't end a valid encoding.
+    (bits < 6).then_some(out)
+}
+
 /// Redacts the userinfo (`user:password@`) of a URL-like string without parsing it, so that a
 /// malformed URL (`htps//u:pw@host`, `htp:/u:pw@`, `u:pw@host`) is as safe to show as a
 /// well-formed one. Every place that echoes a URL a user gave (errors, `Debug`, proxies,
@@ -213,6 +242,19 @@ pub(crate) fn panic_text(payload: &(dyn Any + Send)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base64_round_trips_and_refuses_garbage() {
+        for n in 0..40u8 {
+            let bytes: Vec<u8> = (0..n).map(|i| i.wrapping_mul(37)).collect();
+            let text = base64(&bytes);
+            assert_eq!(base64_decode(&text).as_deref(), Some(&bytes[..]), "{text}");
+            assert_eq!(base64_decode(text.trim_end_matches('=')).as_deref(), Some(&bytes[..]));
+        }
+        for bad in ["a", "ab$d", "abcd===", "ab-_"] {
+            assert_eq!(base64_decode(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn base64_matches_rfc4648_vectors() {

@@ -21,6 +21,7 @@ struct Env {
     nginx_tls: u16,
     nginx_mtls: u16,
     nginx_http: u16,
+    nginx_feed: u16,
     squid: String,
     mitm: String,
     user: String,
@@ -40,6 +41,7 @@ fn env() -> Env {
         nginx_tls: port("INTEROP_NGINX_TLS"),
         nginx_mtls: port("INTEROP_NGINX_MTLS"),
         nginx_http: port("INTEROP_NGINX_HTTP"),
+        nginx_feed: port("INTEROP_NGINX_FEED"),
         squid: var("INTEROP_SQUID"),
         mitm: var("INTEROP_MITM"),
         user: var("INTEROP_USER"),
@@ -457,4 +459,145 @@ fn f_dante_refusals_are_permanent_failures() {
     let reason = refused_once(&outcomes, &report, wrong);
     assert!(reason.contains("accepts none of the offered authentication methods"), "{reason}");
     println!("dante, no credentials: {reason}");
+}
+
+/// `GET http://{addr}{path}` with std only (the receiver's log), the body as JSON.
+fn get_json(addr: &str, path: &str) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// Every delivery — first attempts and retries, plain and gzip-compressed batches, and with two
+/// secrets during key rotation — passes the independent `standardwebhooks` verifier (PyPI) in
+/// `scripts/webhook_receiver.py`; a tampered secret fails it (401, `Rejected`).
+#[test]
+#[ignore = "needs the standardwebhooks receiver: run scripts/interop.sh"]
+fn e_signed_webhooks_pass_the_standardwebhooks_verifier() {
+    let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: {WHY}"));
+    let (addr, secret) = (var("INTEROP_WEBHOOKS"), var("INTEROP_WEBHOOK_SECRET"));
+    // The same key with its first byte changed: well-formed, wrong.
+    let key = secret.strip_prefix("whsec_").unwrap();
+    let first = if key.starts_with('A') { 'B' } else { 'A' };
+    let tampered = format!("whsec_{first}{}", &key[1..]);
+    let run = run_id("webhooks");
+    let url = |path: &str| format!("http://{addr}/{path}/{run}");
+    let guard = posthaste::builder(url("plain"))
+        .webhook_secret(&secret)
+        .endpoint("flaky", posthaste::endpoint(url("flaky")).webhook_secret(&secret))
+        .endpoint(
+            "batch",
+            posthaste::endpoint(url("batch"))
+                .batch(posthaste::Batch::new().max_events(4))
+                .gzip(posthaste::Gzip::new().min_bytes(1))
+                .webhook_secret(&secret),
+        )
+        .endpoint(
+            "rotated",
+            posthaste::endpoint(url("rotated")).webhook_secret(&tampered).webhook_secret(&secret),
+        )
+        .endpoint("tampered", posthaste::endpoint(url("tampered")).webhook_secret(&tampered))
+        .start()
+        .unwrap();
+    let client = guard.client();
+    let receipts: Vec<_> = (0..10)
+        .map(|i| client.broadcast(json!({"i": i, "text": "héllo ✓ \"quoted\"", "run": run})).unwrap())
+        .collect();
+    for receipt in &receipts {
+        for (endpoint, outcome) in receipt.wait(PATIENCE) {
+            match (endpoint.as_str(), outcome) {
+                ("tampered", Some(Outcome::Rejected { status: 401, .. })) => {}
+                ("flaky", Some(Outcome::Delivered { attempts: 2, .. })) => {}
+                ("default" | "batch" | "rotated", Some(Outcome::Delivered { attempts: 1, .. })) => {}
+                (endpoint, outcome) => panic!("{endpoint}: {outcome:?}"),
+            }
+        }
+    }
+    let report = guard.shutdown();
+    assert_eq!((report.stats.submitted, report.stats.delivered, report.stats.rejected), (50, 40, 10));
+
+    let log = get_json(&addr, "/log");
+    let mine: Vec<&serde_json::Value> =
+        log.as_array().unwrap().iter().filter(|r| r["path"].as_str().unwrap().ends_with(&run)).collect();
+    let of = |prefix: &str| -> Vec<&serde_json::Value> {
+        mine.iter().copied().filter(|r| r["path"].as_str().unwrap().starts_with(prefix)).collect()
+    };
+    for prefix in ["/plain/", "/flaky/", "/batch/", "/rotated/"] {
+        let records = of(prefix);
+        assert!(!records.is_empty(), "{prefix}");
+        for r in &records {
+            assert_eq!(r["verified"], true, "{prefix}: {r}");
+        }
+    }
+    let flaky = of("/flaky/");
+    assert_eq!(flaky.len(), 20, "10 first attempts and 10 retries");
+    for r in flaky.iter().filter(|r| r["attempt"] == 2) {
+        let first = flaky.iter().find(|f| f["id"] == r["id"] && f["attempt"] == 1);
+        assert!(first.is_some(), "a retry keeps its first attempt's webhook-id: {r}");
+    }
+    assert_eq!(of("/batch/").iter().map(|r| r["events"].as_u64().unwrap()).sum::<u64>(), 10);
+    let tampered = of("/tampered/");
+    assert_eq!(tampered.len(), 10);
+    assert!(tampered.iter().all(|r| r["verified"] == false), "{tampered:?}");
+    assert!(tampered[0]["why"].as_str().unwrap().contains("No matching signature"), "{}", tampered[0]);
+}
+
+/// Lines of `text` that contain every needle.
+fn lines_with(text: &str, needles: &[&str]) -> usize {
+    text.lines().filter(|l| needles.iter().all(|n| l.contains(n))).count()
+}
+
+/// A poller of a static JSON file served by nginx, which sends `ETag` and `Last-Modified` and
+/// answers conditional requests with `304` itself: the poller's repeated polls show as 304s in
+/// nginx's access log, and rewriting the file yields exactly one new set of items.
+#[test]
+#[ignore = "needs squid/nginx/mitmproxy: run scripts/interop.sh"]
+fn f_poller_conditional_requests_against_nginx() {
+    let env = env();
+    let run = run_id("feed");
+    let file = env.file("feed").join(format!("{run}.json"));
+    std::fs::write(&file, json!([{"v": 1, "i": 0}, {"v": 1, "i": 1}]).to_string()).unwrap();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let guard = posthaste::builder("http://127.0.0.1:9/unused")
+        .poll(
+            "feed",
+            posthaste::poll(format!("http://127.0.0.1:{}/{run}.json", env.nginx_feed))
+                .interval(Duration::from_millis(200))
+                .on_item(move |item| tx.send(item).unwrap()),
+        )
+        .start()
+        .unwrap();
+    let first: Vec<serde_json::Value> = (0..2).map(|_| rx.recv_timeout(PATIENCE).unwrap()).collect();
+    assert_eq!(first, [json!({"v": 1, "i": 0}), json!({"v": 1, "i": 1})]);
+    let path = format!("GET /{run}.json ");
+    // Two conditional polls answered 304 by nginx.
+    let deadline = Instant::now() + PATIENCE;
+    while lines_with(&env.log("nginx-feed.log"), &[&path, "\" 304 "]) < 2 {
+        assert!(Instant::now() < deadline, "no 304s:\n{}", env.log("nginx-feed.log"));
+        poll_interval(Duration::from_millis(50));
+    }
+    assert!(rx.try_recv().is_err(), "a 304 yields no items");
+    // A different size, so the ETag (mtime-size) changes even within the same second.
+    std::fs::write(&file, json!([{"v": 2, "i": 0}, {"v": 2, "i": 1}, {"v": 2, "i": 2}]).to_string()).unwrap();
+    let second: Vec<serde_json::Value> = (0..3).map(|_| rx.recv_timeout(PATIENCE).unwrap()).collect();
+    assert!(second.iter().all(|v| v["v"] == 2), "{second:?}");
+    let before = lines_with(&env.log("nginx-feed.log"), &[&path, "\" 304 "]);
+    let deadline = Instant::now() + PATIENCE;
+    while lines_with(&env.log("nginx-feed.log"), &[&path, "\" 304 "]) < before + 2 {
+        assert!(Instant::now() < deadline, "no 304s after the rewrite:\n{}", env.log("nginx-feed.log"));
+        poll_interval(Duration::from_millis(50));
+    }
+    let report = guard.shutdown();
+    assert!(rx.try_recv().is_err(), "the rewrite yielded exactly one new set of items");
+    let stats = report.pollers[0].1;
+    assert_eq!((stats.items, stats.failures), (5, 0), "{stats:?}");
+    let log = env.log("nginx-feed.log");
+    assert_eq!(lines_with(&log, &[&path, "\" 200 "]), 2, "{log}");
+    assert!(lines_with(&log, &[&path, "\" 304 ", "inm=\"\\x22"]) >= 4, "If-None-Match sent:\n{log}");
+    assert_eq!(stats.not_modified as usize, lines_with(&log, &[&path, "\" 304 "]), "{log}");
 }

@@ -101,7 +101,22 @@ fn violations(relative: &Path, text: &str) -> Vec<String> {
             }
         }
     }
+    if relative != Path::new("policy/encode/sign.rs") {
+        for (n, line) in text.lines().enumerate() {
+            if names_crate(code(line), "ring") {
+                out.push(format!("{file}:{}: only src/policy/encode/sign.rs may use ring", n + 1));
+            }
+        }
+    }
     out
+}
+
+/// True if `line` has a path starting with the crate `name` (`ring::…`, not `String::…`).
+fn names_crate(line: &str, name: &str) -> bool {
+    let needle = format!("{name}::");
+    line.match_indices(&needle).any(|(i, _)| {
+        !line[..i].chars().next_back().is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':')
+    })
 }
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -134,6 +149,9 @@ fn the_checker_catches_what_it_is_for() {
     let state = Path::new("state/queue.rs");
     assert!(violations(state, "use crate::policy::gate::Circuit;\nuse crate::util::base64;").is_empty());
     assert_eq!(violations(state, "use crate::runtime::Shared;").len(), 1, "upward import");
+    assert_eq!(violations(state, "use ring::hmac;").len(), 1, "ring outside signing");
+    assert!(violations(Path::new("policy/encode/sign.rs"), "use ring::hmac;").is_empty());
+    assert!(violations(state, "let s = String::new(); x.load(Ordering::Relaxed);").is_empty());
     assert_eq!(
         violations(state, "use crate::{event::Event, api::Client};").len(),
         1,

@@ -176,3 +176,48 @@ fn a_request_whose_records_were_all_refused_is_rejected_and_503_is_retried() {
     }
     assert_invariant(&guard.shutdown().stats);
 }
+
+/// Events from the `tracing` front end, inside spans, through the OTLP encoding.
+#[cfg(feature = "tracing")]
+#[test]
+#[ignore = "needs Python opentelemetry-proto and protobuf: run by .ci/run with --ignored"]
+fn tracing_events_with_spans_pass_the_schema_with_and_without_gzip() {
+    use tracing_subscriber::layer::SubscriberExt;
+    for gzip in [false, true] {
+        let sink = Sink::ok();
+        let mut b =
+            posthaste::builder(sink.url()).batch(Batch::new().max_events(4)).encoding(Encoding::OtlpLogs);
+        if gzip {
+            b = b.gzip(Gzip::new().min_bytes(64));
+        }
+        let guard = b.start().unwrap();
+        let layer = posthaste::tracing::Layer::new(guard.client()).with_field("service", "solver");
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            let span = tracing::info_span!("solve", run = 7);
+            let _entered = span.enter();
+            for step in 0..10u64 {
+                tracing::info!(step, residual = 0.5 / (step as f64 + 1.0), ok = true, "step done");
+            }
+            tracing::error!(code = 3u64, "diverged");
+        });
+        assert!(guard.flush(PATIENCE));
+        let report = guard.shutdown();
+        assert_eq!(report.stats.delivered, 11, "{:?}", report.stats);
+        let dir = TempDir::new(if gzip { "otlp-tracing-gz" } else { "otlp-tracing" });
+        let bodies = dir.path().join("bodies");
+        std::fs::create_dir_all(&bodies).unwrap();
+        for (i, r) in sink.requests().iter().enumerate() {
+            std::fs::write(bodies.join(format!("{i:04}.json")), &r.body).unwrap();
+        }
+        check(
+            &bodies,
+            json!({
+                "records": 11,
+                "severities": {"INFO": 9, "ERROR": 17},
+                "attributes": {"step": "int_value", "residual": "double_value", "ok": "bool_value",
+                               "spans": "array_value", "code.namespace": "string_value", "code": "int_value"},
+                "resource": {"service.name": "solver"},
+            }),
+        );
+    }
+}

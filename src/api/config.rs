@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use crate::error::Error;
-use crate::policy::encode::{EncodeOptions, Encoding};
+use crate::policy::encode::{EncodeOptions, Encoding, WebhookSecrets};
 use crate::policy::gate::{CircuitBreaker, RetryBudget};
 use crate::policy::retry::Retry;
 use crate::runtime::{AfterShutdown, RuntimeOptions};
@@ -69,6 +69,7 @@ impl Config {
                     template: None,
                     gzip: None,
                     idempotency: None,
+                    signing: WebhookSecrets::default(),
                 },
                 worker_nice: 0,
                 breaker: CircuitBreaker::new(),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::api::client::Client;
-use crate::runtime::{shutdown, Shared};
+use crate::runtime::Instance;
 use crate::state::metrics::Metrics;
 use crate::state::report::Report;
 use crate::state::stats::Stats;
@@ -32,27 +32,27 @@ use crate::state::stats::Stats;
 /// ```
 #[must_use = "dropping the guard shuts posthaste down at once; bind it: `let _guard = …`"]
 pub struct Guard {
-    shared: Arc<Shared>,
+    instance: Arc<Instance>,
 }
 
 impl Guard {
-    pub(crate) fn new(shared: Arc<Shared>) -> Guard {
-        Guard { shared }
+    pub(crate) fn new(instance: Arc<Instance>) -> Guard {
+        Guard { instance }
     }
 
     /// A new [`Client`] for sending events.
     pub fn client(&self) -> Client {
-        Client::new(self.shared.clone())
+        Client::new(self.instance.clone())
     }
 
-    /// A snapshot of the counters.
+    /// A snapshot of the counters, summed over every endpoint. See [`Client::stats`].
     pub fn stats(&self) -> Stats {
-        self.shared.stats()
+        self.instance.stats()
     }
 
     /// The pipeline's [`Metrics`]; see [`Client::metrics`].
     pub fn metrics(&self) -> Metrics {
-        self.shared.metrics()
+        self.instance.metrics()
     }
 
     /// Waits until every event sent so far has settled, with retries on, or until `timeout`.
@@ -61,9 +61,10 @@ impl Guard {
         self.client().flush(timeout)
     }
 
-    /// Shuts down within the configured `shutdown_timeout` and returns the final [`Report`].
+    /// Shuts every endpoint down within the configured `shutdown_timeout` and returns the
+    /// final [`Report`].
     pub fn shutdown(self) -> Report {
-        let timeout = self.shared.options.shutdown_timeout;
+        let timeout = self.instance.default_endpoint().options.shutdown_timeout;
         self.shutdown_timeout(timeout)
     }
 
@@ -78,19 +79,22 @@ impl Guard {
 
     /// Shuts down by `deadline` and returns the final [`Report`].
     pub fn shutdown_deadline(self, deadline: Instant) -> Report {
-        shutdown(&self.shared, deadline)
+        self.instance.shutdown(deadline)
     }
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        let deadline = Instant::now() + self.shared.options.shutdown_timeout;
-        shutdown(&self.shared, deadline);
+        let deadline = Instant::now() + self.instance.default_endpoint().options.shutdown_timeout;
+        self.instance.shutdown(deadline);
     }
 }
 
 impl fmt::Debug for Guard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Guard").field("endpoint", &self.shared.transport.endpoint()).finish_non_exhaustive()
+        f.debug_struct("Guard")
+            .field("endpoint", &self.instance.default_endpoint().transport.endpoint())
+            .field("endpoints", &self.instance.names)
+            .finish_non_exhaustive()
     }
 }

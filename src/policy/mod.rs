@@ -4,4 +4,6 @@
 
 pub(crate) mod encode;
 pub(crate) mod gate;
+pub(crate) mod poll;
 pub(crate) mod retry;
+pub(crate) mod route;

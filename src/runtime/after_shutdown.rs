@@ -46,7 +46,8 @@ pub(crate) fn send_now(shared: &Shared, env: Envelope, timeout: Duration) {
     let endpoint = shared.transport.endpoint();
     let (outcome, transient) = match shared.gate.admit(Instant::now(), false) {
         Admit::Go => {
-            let (body, headers) = encode::encode_once(&shared.options.encode, &batch);
+            let (body, headers) =
+                encode::encode_once(&shared.options.encode, &batch, (&super::fresh_id(), super::unix_now()));
             counters.request(false, body.len());
             let result = shared.transport.send(&body, &headers, Some(timeout));
             let cap = shared.options.retry.retry_after_cap_value();

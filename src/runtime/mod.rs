@@ -8,8 +8,10 @@
 
 mod after_shutdown;
 mod hooks;
+mod instance;
 mod judge;
 mod nice;
+mod poller;
 #[cfg(feature = "metrics")]
 mod publish;
 mod replay;
@@ -24,9 +26,10 @@ use std::time::Duration;
 
 pub(crate) use after_shutdown::send_now;
 pub use after_shutdown::AfterShutdown;
+pub(crate) use instance::Instance;
 pub(crate) use shared::Shared;
 pub(crate) use shutdown::shutdown;
-pub(crate) use start::start;
+pub(crate) use start::{start_instance, Plan};
 
 use crate::policy::encode::EncodeOptions;
 use crate::policy::gate::{CircuitBreaker, RetryBudget};
@@ -36,6 +39,17 @@ use crate::state::outcome::OnOutcome;
 use crate::state::queue::Overflow;
 #[cfg(doc)]
 use crate::transport::TransportOptions;
+
+/// Seconds since the Unix epoch, for `webhook-timestamp` (0 if the clock is before 1970).
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// A fresh message id for a request sent outside the workers (after shutdown, on panic).
+pub(crate) fn fresh_id() -> String {
+    use rand::{Rng, SeedableRng};
+    crate::util::uuid_v4(rand::rngs::SmallRng::from_os_rng().random())
+}
 
 /// What the runtime is built from. The api layer fills it; every default is in
 /// `api/config.rs`.

@@ -83,6 +83,8 @@ fn shutdown_locked(
         deadline_reached,
         detached_workers,
         warnings: shared.transport.warnings().to_vec(),
+        endpoints: Vec::new(),
+        pollers: Vec::new(),
     };
     life.report = Some(report.clone());
     drop(life);

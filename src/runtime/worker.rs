@@ -31,7 +31,7 @@ use super::judge::{judge, Next};
 use super::nice;
 use super::shared::Shared;
 use super::slot::{settle_at_deadline, Slot};
-use crate::policy::encode::{self, Codec};
+use crate::policy::encode::{self, Codec, Signer};
 use crate::policy::gate::{Admit, Circuit};
 use crate::state::lifecycle::LifecycleEvent;
 use crate::state::outcome::{Envelope, Outcome};
@@ -54,12 +54,14 @@ pub(crate) fn spawn(shared: &Arc<Shared>, index: usize, done: Sender<()>) -> std
             let _ = nice::lower_current_thread(nice);
         }
         let codec = Codec::new(&shared.options.encode);
+        let signer = Signer::new(&shared.options.encode.signing);
         let rng = SmallRng::from_os_rng();
         Worker {
             shared,
             index,
             rng,
             codec,
+            signer,
             body: Vec::new(),
             zipped: Vec::new(),
             carried: 0,
@@ -75,6 +77,8 @@ struct Worker {
     /// Jitter source for backoff, and idempotency keys.
     rng: SmallRng,
     codec: Codec,
+    /// Standard Webhooks signing, if the endpoint has secrets.
+    signer: Option<Signer>,
     /// Request bodies, reused from one request to the next.
     body: Vec<u8>,
     zipped: Vec<u8>,
@@ -183,7 +187,11 @@ impl Worker {
     /// Sends a batch taken from the retry schedule (ahead of anything carried in the slot).
     fn retry(&mut self, retrying: Retrying) {
         let Retrying { batch, attempts, began, key, last_failure } = retrying;
+        let batch = self.without_cancelled(batch);
         let k = batch.len();
+        if k == 0 {
+            return;
+        }
         if let Err(batch) = self.slot().push_front(batch) {
             // The deadline passed between taking and registering.
             self.shared.ledger.settle_all(&batch, &Outcome::Cancelled, Stage::InFlight);
@@ -251,6 +259,10 @@ impl Worker {
                     continue;
                 }
             };
+            if env.is_cancelled() {
+                let _ = self.took(env);
+                continue;
+            }
             let size = codec.estimate(env.size);
             let joins = encode::joins(&limits, count, bytes, size);
             taken.push(env);
@@ -296,33 +308,63 @@ impl Worker {
                 return Some(Work::Fresh(env));
             }
             match self.shared.queue.try_recv() {
-                Ok(env) => return Some(Work::Fresh(self.took(env))),
+                Ok(env) => match self.took(env) {
+                    Some(env) => return Some(Work::Fresh(env)),
+                    None => continue,
+                },
                 Err(TryRecvError::Disconnected) => return None,
                 Err(TryRecvError::Empty) if shutting_down => return None,
                 Err(TryRecvError::Empty) => {}
             }
             let due_in = self.shared.queue.next_due().map(|at| at.saturating_duration_since(Instant::now()));
-            match due_in {
+            let msg = match due_in {
                 Some(d) => select! {
-                    recv(hi) -> msg => return msg.ok().map(|env| Work::Fresh(self.took(env))),
-                    recv(rx) -> msg => return msg.ok().map(|env| Work::Fresh(self.took(env))),
+                    recv(hi) -> msg => Some(msg),
+                    recv(rx) -> msg => Some(msg),
                     // Shutdown began: loop around to drain.
-                    recv(self.shared.shutdown_rx) -> _ => {}
-                    default(d) => {}
+                    recv(self.shared.shutdown_rx) -> _ => None,
+                    default(d) => None,
                 },
                 None => select! {
-                    recv(hi) -> msg => return msg.ok().map(|env| Work::Fresh(self.took(env))),
-                    recv(rx) -> msg => return msg.ok().map(|env| Work::Fresh(self.took(env))),
-                    recv(self.shared.shutdown_rx) -> _ => {}
+                    recv(hi) -> msg => Some(msg),
+                    recv(rx) -> msg => Some(msg),
+                    recv(self.shared.shutdown_rx) -> _ => None,
                 },
+            };
+            match msg {
+                Some(Ok(env)) => {
+                    if let Some(env) = self.took(env) {
+                        return Some(Work::Fresh(env));
+                    }
+                }
+                Some(Err(_)) => return None,
+                None => {}
             }
         }
     }
 
-    fn took(&self, env: Envelope) -> Envelope {
+    /// Accounts for an event taken from the queue; `None` if it was a cancelled broadcast
+    /// copy, which is settled here.
+    fn took(&self, env: Envelope) -> Option<Envelope> {
         self.shared.queue.release(env.size);
         self.shared.ledger.counters.started(1);
-        env
+        if env.is_cancelled() {
+            self.shared.ledger.settle_all_unspilled(&[env], &Outcome::Cancelled, Stage::InFlight);
+            return None;
+        }
+        Some(env)
+    }
+
+    /// Settles the cancelled broadcast copies of a batch taken from the retry schedule and
+    /// returns the rest.
+    fn without_cancelled(&self, batch: Vec<Envelope>) -> Vec<Envelope> {
+        if !batch.iter().any(Envelope::is_cancelled) {
+            return batch;
+        }
+        let (gone, kept): (Vec<Envelope>, Vec<Envelope>) =
+            batch.into_iter().partition(Envelope::is_cancelled);
+        self.shared.ledger.settle_all_unspilled(&gone, &Outcome::Cancelled, Stage::InFlight);
+        kept
     }
 
     /// Delivers the first `n` events of the slot, in one request or, after a `413`, in halves.
@@ -415,7 +457,8 @@ impl Worker {
         // State: Send.
         let zipped = self.codec.compress(&self.body, &mut self.zipped);
         let idempotency = shared.options.encode.idempotency.as_ref();
-        if idempotency.is_some() && tries.key.is_none() {
+        // One id per batch, kept across retries: the idempotency key and the `webhook-id`.
+        if (idempotency.is_some() || self.signer.is_some()) && tries.key.is_none() {
             tries.key = Some(uuid_v4(self.rng.random()));
         }
         tries.attempts += 1;
@@ -429,6 +472,10 @@ impl Worker {
             if let Some(name) = i.attempt_header_name() {
                 headers.push((name, tries.attempts.to_string()));
             }
+        }
+        if let (Some(signer), Some(id)) = (&self.signer, &tries.key) {
+            // Signed over the uncompressed body, with a fresh timestamp per attempt.
+            headers.extend(signer.headers(id, super::unix_now(), &self.body));
         }
         let body = if zipped { &self.zipped } else { &self.body };
         shared.ledger.counters.request(tries.attempts > 1, body.len());

@@ -104,6 +104,12 @@ impl Ledger {
         }
     }
 
+    /// Settles a batch with `outcome`, never spilling (copies of a `fail_fast` broadcast
+    /// cancelled on purpose).
+    pub(crate) fn settle_all_unspilled(&self, batch: &[Envelope], outcome: &Outcome, stage: Stage) {
+        self.record(batch, outcome, stage, false);
+    }
+
     /// Settles a batch `Spilled` if a spill file is configured and takes it, else with
     /// `outcome`. For events that failed for a transient reason (or were never sent).
     pub(crate) fn settle_all_or_spill(&self, batch: &[Envelope], outcome: &Outcome, stage: Stage) {

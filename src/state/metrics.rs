@@ -236,6 +236,47 @@ impl Recorder {
     }
 }
 
+impl Metrics {
+    /// Several endpoints' metrics as one: counts, workers and rates summed, load weighted by
+    /// workers, and for wait and service times the largest mean and 99th percentile (an upper
+    /// bound: the endpoints' samples are not merged).
+    pub(crate) fn combine(all: impl Iterator<Item = Metrics>) -> Metrics {
+        let mut total: Option<Metrics> = None;
+        for m in all {
+            let Some(t) = &mut total else {
+                total = Some(m);
+                continue;
+            };
+            let busy_time = t.average_load * t.workers as f64 + m.average_load * m.workers as f64;
+            t.queued += m.queued;
+            t.workers += m.workers;
+            t.busy_workers += m.busy_workers;
+            t.load = t.busy_workers as f64 / t.workers.max(1) as f64;
+            t.average_load = busy_time / t.workers.max(1) as f64;
+            t.wait_mean = t.wait_mean.max(m.wait_mean);
+            t.wait_p99 = t.wait_p99.max(m.wait_p99);
+            t.service_mean = t.service_mean.max(m.service_mean);
+            t.service_p99 = t.service_p99.max(m.service_p99);
+            t.arrival_rate += m.arrival_rate;
+            t.departure_rate += m.departure_rate;
+        }
+        total.unwrap_or(Metrics {
+            queued: 0,
+            workers: 0,
+            busy_workers: 0,
+            load: 0.0,
+            average_load: 0.0,
+            wait_mean: Duration::ZERO,
+            wait_p99: Duration::ZERO,
+            service_mean: Duration::ZERO,
+            service_p99: Duration::ZERO,
+            arrival_rate: 0.0,
+            departure_rate: 0.0,
+            window: Duration::ZERO,
+        })
+    }
+}
+
 /// Mean (from bucket midpoints) and 99th percentile (a bucket's upper edge) of a histogram.
 fn summary(h: &[u64; HIST]) -> (Duration, Duration) {
     let count: u64 = h.iter().sum();

@@ -1,6 +1,7 @@
 //! [`Outcome`], [`Receipt`], and the [`Envelope`] an event travels in from `send` to its
 //! outcome. The ledger (`ledger.rs`) records outcomes; this file only holds the types.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,7 +41,9 @@ pub enum Outcome {
     },
     /// The overflow policy dropped it.
     Dropped,
-    /// It was never sent: still queued (or waiting to be sent) at the shutdown deadline.
+    /// It was never sent: still queued (or waiting to be sent) at the shutdown deadline, or a
+    /// copy of a `fail_fast` [`Broadcast`](crate::Broadcast) not yet sent when another copy
+    /// failed.
     Cancelled,
     /// It was on the wire at the shutdown deadline: it may or may not have arrived.
     Abandoned,
@@ -100,6 +103,9 @@ pub(crate) struct ReceiptSlot {
     /// run (settled `Cancelled`/`Abandoned`, or not spilled when it should have been). Replay
     /// uses it to know when its source files can go.
     settled_hook: Option<SettledHook>,
+    /// A `fail_fast` broadcast's flag, shared by its copies: set when one fails permanently;
+    /// copies not yet sent are then cancelled.
+    fail_fast: Option<Arc<AtomicBool>>,
 }
 
 /// See [`ReceiptSlot`]; the argument is "lost".
@@ -116,6 +122,13 @@ impl ReceiptSlot {
         if slot.is_some() {
             return;
         }
+        // The broadcast's flag is set before anyone can see this outcome: whoever waits for
+        // the failure may rely on the copies not yet sent being cancelled.
+        if let Some(flag) = &self.fail_fast {
+            if matches!(outcome, Outcome::Failed { .. } | Outcome::Rejected { .. } | Outcome::Dropped) {
+                flag.store(true, Ordering::Release);
+            }
+        }
         *slot = Some(outcome.clone());
         self.ready.notify_all();
         drop(slot);
@@ -128,6 +141,12 @@ impl ReceiptSlot {
 impl Receipt {
     pub(crate) fn new() -> (Receipt, Arc<ReceiptSlot>) {
         let slot = Arc::new(ReceiptSlot::default());
+        (Receipt { slot: slot.clone() }, slot)
+    }
+
+    /// A receipt for one copy of a `fail_fast` broadcast sharing `flag`.
+    pub(crate) fn fail_fast(flag: Arc<AtomicBool>) -> (Receipt, Arc<ReceiptSlot>) {
+        let slot = Arc::new(ReceiptSlot { fail_fast: Some(flag), ..ReceiptSlot::default() });
         (Receipt { slot: slot.clone() }, slot)
     }
 
@@ -202,6 +221,16 @@ impl Envelope {
     }
 }
 
+impl Envelope {
+    /// True for a copy of a `fail_fast` broadcast whose other copy failed: not to be sent.
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.receipt
+            .as_ref()
+            .and_then(|r| r.fail_fast.as_ref())
+            .is_some_and(|flag| flag.load(Ordering::Acquire))
+    }
+}
+
 impl Item for Envelope {
     fn event(&self) -> &Event {
         &self.event
@@ -209,5 +238,25 @@ impl Item for Envelope {
 
     fn size(&self) -> usize {
         self.size
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_permanent_failure_raises_the_broadcast_flag_before_it_is_seen() {
+        let flag = Arc::new(AtomicBool::new(false));
+        let (receipt, slot) = Receipt::fail_fast(flag.clone());
+        let (_, other) = Receipt::fail_fast(flag.clone());
+        let env = Envelope::new(Event::from(serde_json::json!(1)), 1, Some(other));
+        slot.complete(&Outcome::Delivered { status: 200, attempts: 1 }, false);
+        assert!(!flag.load(Ordering::Acquire) && !env.is_cancelled());
+        let (receipt2, slot2) = Receipt::fail_fast(flag.clone());
+        slot2.complete(&Outcome::Rejected { status: 400, attempts: 1, reason: String::new() }, false);
+        // Whoever sees the failure sees the flag.
+        assert!(receipt2.try_outcome().is_some() && env.is_cancelled());
+        assert!(receipt.try_outcome().unwrap().is_delivered());
     }
 }

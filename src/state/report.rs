@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::policy::poll::PollStats;
 use crate::state::stats::Stats;
 
 /// The final account of a shutdown.
@@ -16,12 +17,20 @@ pub struct Report {
     pub elapsed: Duration,
     /// True if the deadline passed before the workers finished.
     pub deadline_reached: bool,
-    /// Workers still stuck (for example in a blocking read) when shutdown returned; they were
-    /// detached and end on their own, their events already settled as `Abandoned`.
+    /// Workers (and pollers) still stuck (for example in a blocking read) when shutdown
+    /// returned; they were detached and end on their own, their events already settled as
+    /// `Abandoned`.
     pub detached_workers: usize,
     /// Non-fatal problems found by `start()`: root certificates from the OS store that failed
     /// to load, TLS verification disabled through [`Builder::dangerous`](crate::Builder::dangerous).
     pub warnings: Vec<String>,
+    /// Each endpoint's final counters, the builder's own endpoint first (named
+    /// [`DEFAULT_ENDPOINT`](crate::DEFAULT_ENDPOINT)), then the named ones in the order they
+    /// were added; `stats` is their sum.
+    pub endpoints: Vec<(String, Stats)>,
+    /// Each poller's final counters ([`Builder::poll`](crate::Builder::poll)), in the order
+    /// they were added.
+    pub pollers: Vec<(String, PollStats)>,
 }
 
 impl fmt::Display for Report {

@@ -26,7 +26,8 @@ pub struct Stats {
     pub failed: u64,
     /// Events dropped by the overflow policy.
     pub dropped: u64,
-    /// Events still queued, or taken but never sent, at the shutdown deadline.
+    /// Events still queued, or taken but never sent, at the shutdown deadline (and copies of a
+    /// `fail_fast` broadcast cancelled after another copy failed).
     pub cancelled: u64,
     /// Events on the wire at the shutdown deadline: they may or may not have arrived.
     pub abandoned: u64,
@@ -78,6 +79,66 @@ impl Stats {
             + self.cancelled
             + self.abandoned
             + self.spilled
+    }
+
+    /// Adds `other`'s counters to these (the total over several endpoints). The circuit is the
+    /// most open of the two (`Open` over `HalfOpen` over `Closed`).
+    pub(crate) fn add(&mut self, other: &Stats) {
+        let Stats {
+            submitted,
+            delivered,
+            rejected,
+            failed,
+            dropped,
+            cancelled,
+            abandoned,
+            spilled,
+            queued,
+            in_flight,
+            scheduled,
+            retries,
+            requests,
+            bytes_sent,
+            queued_bytes,
+            replayed,
+            replay_skipped,
+            spill_failed,
+            circuit,
+            circuit_opened,
+            retries_throttled,
+            panics,
+            rejected_records,
+        } = *other;
+        self.submitted += submitted;
+        self.delivered += delivered;
+        self.rejected += rejected;
+        self.failed += failed;
+        self.dropped += dropped;
+        self.cancelled += cancelled;
+        self.abandoned += abandoned;
+        self.spilled += spilled;
+        self.queued += queued;
+        self.in_flight += in_flight;
+        self.scheduled += scheduled;
+        self.retries += retries;
+        self.requests += requests;
+        self.bytes_sent += bytes_sent;
+        self.queued_bytes += queued_bytes;
+        self.replayed += replayed;
+        self.replay_skipped += replay_skipped;
+        self.spill_failed += spill_failed;
+        self.circuit_opened += circuit_opened;
+        self.retries_throttled += retries_throttled;
+        self.panics += panics;
+        self.rejected_records += rejected_records;
+        let rank = |c: Circuit| match c {
+            Circuit::Closed => 0,
+            Circuit::HalfOpen => 1,
+            Circuit::Open => 2,
+        };
+        if rank(circuit) > rank(self.circuit) {
+            self.circuit = circuit;
+        }
     }
 }
 

@@ -45,6 +45,19 @@ pub(crate) struct Answer {
     pub(crate) excerpt: String,
 }
 
+/// A poll's answer: the status, the headers a poller uses, and the whole body.
+#[derive(Debug)]
+pub(crate) struct Fetched {
+    pub(crate) status: u16,
+    pub(crate) retry_after: Option<String>,
+    pub(crate) etag: Option<String>,
+    pub(crate) last_modified: Option<String>,
+    pub(crate) body: Vec<u8>,
+}
+
+/// The largest body a poll reads.
+const MAX_POLL_BODY: u64 = 16 * 1024 * 1024;
+
 pub(crate) struct Transport {
     /// `host:port` (through proxy `host:port`), for messages; made once.
     endpoint: String,
@@ -298,6 +311,53 @@ impl Transport {
         time_left: Option<Duration>,
     ) -> Result<Answer, Fault> {
         self.request(&self.agent, method, body, extra, time_left)
+    }
+
+    /// True for a plain-HTTP URL behind an HTTP(S) proxy (requests forwarded in absolute form).
+    pub(crate) fn is_forwarded(&self) -> bool {
+        self.forward.is_some()
+    }
+
+    /// One poll request (no body) to the configured URL or to `url` (a next page), with the
+    /// configured headers and `extra`; reads the whole answer (up to 16 MiB). Each phase is
+    /// bounded by the request timeout. Not for forwarded routes (see [`Transport::is_forwarded`]).
+    pub(crate) fn fetch(&self, url: Option<&str>, extra: &[(&str, String)]) -> Result<Fetched, Fault> {
+        let uri = match url {
+            None => self.uri.clone(),
+            Some(u) => {
+                parse_url(u).map_err(|why| Fault::permanent(format!("next page {}: {why}", redact_url(u))))?
+            }
+        };
+        let mut builder = http::Request::builder().method(self.method.clone()).uri(uri);
+        for (name, value) in &self.headers {
+            if name != http::header::CONTENT_TYPE {
+                builder = builder.header(name, value);
+            }
+        }
+        for (name, value) in extra {
+            builder = builder.header(*name, value.as_str());
+        }
+        let request =
+            builder.body(()).map_err(|e| Fault::permanent(format!("could not build the request: {e}")))?;
+        let mut response = self.agent.run(request).map_err(|e| fault::map(e, &self.hops))?;
+        let header = |name: http::HeaderName| {
+            response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+        };
+        let status = response.status().as_u16();
+        let retry_after = header(http::header::RETRY_AFTER);
+        let etag = header(http::header::ETAG);
+        let last_modified = header(http::header::LAST_MODIFIED);
+        let body = if (200..300).contains(&status) {
+            response
+                .body_mut()
+                .with_config()
+                .limit(MAX_POLL_BODY)
+                .read_to_vec()
+                .map_err(|e| fault::map(e, &self.hops))?
+        } else {
+            read_body(response.body_mut().as_reader(), EXCERPT).into_bytes()
+        };
+        Ok(Fetched { status, retry_after, etag, last_modified, body })
     }
 
     fn request(

@@ -20,10 +20,13 @@ use std::time::Duration;
 pub use network::Dangerous;
 
 use crate::api::config::Config;
+use crate::api::endpoint::{check_name, Endpoint};
 use crate::api::guard::Guard;
 use crate::error::Error;
 use crate::event::Event;
-use crate::runtime;
+use crate::policy::poll::Poll;
+use crate::policy::route::{Route, DEFAULT_ENDPOINT};
+use crate::runtime::{self, Plan};
 use crate::state::outcome::Outcome;
 use crate::state::queue::Overflow;
 use crate::util::{base64, redact_url};
@@ -36,7 +39,7 @@ use crate::util::{base64, redact_url};
 /// # Ok::<(), posthaste::Error>(())
 /// ```
 pub fn builder(url: impl Into<String>) -> Builder {
-    Builder { config: Config::new(url.into()) }
+    Builder { config: Config::new(url.into()), endpoints: Vec::new(), route: None, polls: Vec::new() }
 }
 
 /// Configures and starts posthaste. Made by [`builder`].
@@ -46,6 +49,10 @@ pub fn builder(url: impl Into<String>) -> Builder {
 #[must_use = "a Builder does nothing until `.start()` is called"]
 pub struct Builder {
     pub(crate) config: Config,
+    /// Named endpoints, in the order they were added.
+    endpoints: Vec<(String, Endpoint)>,
+    route: Option<Route>,
+    polls: Vec<(String, Poll)>,
 }
 
 impl Builder {
@@ -139,16 +146,79 @@ impl Builder {
         self
     }
 
-    /// Checks every option and starts the workers.
+    /// Adds a named endpoint with its own queue, workers, gate and stats; events reach it
+    /// through [`Client::send_to`](crate::Client::send_to), a [`Route`] or a
+    /// a [`Broadcast`](crate::Broadcast). The builder's own URL stays the default endpoint,
+    /// called [`DEFAULT_ENDPOINT`] (`"default"`). Names must be unique and non-empty (checked
+    /// in `start()`). A slow or dead endpoint never slows another: each has its own workers.
+    /// Defaults to no named endpoints.
+    ///
+    /// ```
+    /// let guard = posthaste::builder("http://127.0.0.1:9/events")
+    ///     .endpoint("billing", posthaste::endpoint("http://127.0.0.1:9/billing").bearer_auth("t"))
+    ///     .start()?;
+    /// let client = guard.client();
+    /// client.send_to("billing", serde_json::json!({"invoice": 1})).unwrap();
+    /// assert!(client.send_to("nope", serde_json::json!({})).is_err()); // handed back
+    /// # drop(guard);
+    /// # Ok::<(), posthaste::Error>(())
+    /// ```
+    pub fn endpoint(mut self, name: impl Into<String>, endpoint: Endpoint) -> Builder {
+        self.endpoints.push((name.into(), endpoint));
+        self
+    }
+
+    /// Makes [`Client::send`](crate::Client::send) and `send_tracked` pick the endpoint for
+    /// each event by the value of one of its fields (see [`Route`]). Defaults to no route:
+    /// `send` goes to the builder's own endpoint.
+    pub fn route(mut self, route: Route) -> Builder {
+        self.route = Some(route);
+        self
+    }
+
+    /// Adds a poller: a thread that calls an HTTP API at an interval and hands the items of
+    /// each answer to a callback or forwards them to an endpoint (see [`Poll`]). It uses this
+    /// builder's network configuration and stops with the guard, within the shutdown
+    /// deadline. Names must be unique and non-empty; every option is checked by `start()`
+    /// ([`Error::Poll`]). Defaults to no pollers.
+    pub fn poll(mut self, name: impl Into<String>, poll: Poll) -> Builder {
+        self.polls.push((name.into(), poll));
+        self
+    }
+
+    /// Checks every option and starts the workers of every endpoint.
     ///
     /// # Errors
-    /// An [`Error`] naming the first invalid option, or [`Error::Spawn`] if the operating
-    /// system refuses a thread.
+    /// An [`Error`] naming the first invalid option ([`Error::Endpoint`] for an option of a
+    /// named endpoint), or [`Error::Spawn`] if the operating system refuses a thread.
     pub fn start(self) -> Result<Guard, Error> {
         let config = self.config.finish();
         config.validate()?;
-        let shared = runtime::start(config.runtime, config.transport)?;
-        Ok(Guard::new(shared))
+        let mut names = vec![DEFAULT_ENDPOINT.to_string()];
+        let mut plans = Vec::with_capacity(self.endpoints.len() + 1);
+        for (name, endpoint) in &self.endpoints {
+            check_name(name, &names)?;
+            let merged = endpoint.merge(&config);
+            merged.validate().map_err(|e| Error::Endpoint { name: name.clone(), error: Box::new(e) })?;
+            names.push(name.clone());
+            plans.push(Plan { name: name.clone(), runtime: merged.runtime, transport: merged.transport });
+        }
+        plans.insert(
+            0,
+            Plan { name: DEFAULT_ENDPOINT.to_string(), runtime: config.runtime, transport: config.transport },
+        );
+        let mut poll_names: Vec<String> = Vec::new();
+        for (name, _) in &self.polls {
+            if name.is_empty() || poll_names.contains(name) {
+                return Err(Error::InvalidOption {
+                    option: "poll",
+                    reason: format!("poller name {name:?} is empty or already taken"),
+                });
+            }
+            poll_names.push(name.clone());
+        }
+        let instance = runtime::start_instance(plans, self.route.as_ref(), self.polls)?;
+        Ok(Guard::new(instance))
     }
 }
 
@@ -177,6 +247,9 @@ impl fmt::Debug for Builder {
             .field("panic_hook", &r.panic_hook)
             .field("after_shutdown", &r.after_shutdown)
             .field("spill_dir", &r.spill_dir)
+            .field("endpoints", &self.endpoints)
+            .field("route", &self.route)
+            .field("polls", &self.polls)
             .finish_non_exhaustive()
     }
 }

@@ -36,9 +36,11 @@ impl Builder {
         self
     }
 
-    /// Sends a [`LifecycleEvent::Report`] carrying the [`Metrics`](crate::Metrics) to
-    /// `on_lifecycle` this often (1 ms – 1 hour), from a reporter thread of its own. Defaults to
-    /// off.
+    /// Sends a [`LifecycleEvent::Report`] carrying the [`Metrics`](crate::Metrics) of the
+    /// default endpoint to `on_lifecycle` this often (1 ms – 1 hour), from a reporter thread of
+    /// its own ([`Client::endpoint_metrics`](crate::Client::endpoint_metrics) gives a named
+    /// endpoint's). Named endpoints send their other lifecycle events to the same callback.
+    /// Defaults to off.
     pub fn report_interval(mut self, d: Duration) -> Builder {
         self.config.runtime.report_interval = Some(d);
         self

@@ -49,4 +49,25 @@ impl Builder {
         self.config.runtime.worker_nice = n;
         self
     }
+    /// Signs every request per the Standard Webhooks specification with `secret`, in its
+    /// `whsec_`-prefixed base64 form (the prefix is optional): `webhook-id` (one per event or
+    /// batch, kept across retries — the idempotency key when that is on too),
+    /// `webhook-timestamp` (seconds, fresh for each attempt) and `webhook-signature`
+    /// (`v1,` and the base64 HMAC-SHA256 of `{id}.{timestamp}.{body}` over the uncompressed
+    /// body: with gzip on, receivers verify after decompressing). Call it again to add a
+    /// secret during key rotation: each gives its own `v1,` entry. A secret that is not base64
+    /// is refused by `start()`; secrets never appear in `Debug` output, errors or reports.
+    /// Defaults to unsigned.
+    ///
+    /// ```
+    /// let guard = posthaste::builder("http://127.0.0.1:9/hooks")
+    ///     .webhook_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+    ///     .start()?;
+    /// # drop(guard);
+    /// # Ok::<(), posthaste::Error>(())
+    /// ```
+    pub fn webhook_secret(mut self, secret: impl Into<String>) -> Builder {
+        self.config.runtime.encode.signing.push(secret.into());
+        self
+    }
 }

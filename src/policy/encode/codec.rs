@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::gzip::{gzip, Gzip};
 use super::template::{CompiledTemplate, Template};
-use super::{otlp, EncodeOptions, Item};
+use super::{otlp, EncodeOptions, Item, Signer};
 use crate::event::Event;
 
 /// How the events of one request are laid out in its body. Set with
@@ -249,18 +249,27 @@ impl Codec {
 /// Encodes `batch` as one request body the way a worker would (encoding, template, gzip), for
 /// requests made outside the worker loop (the panic hook, sending after shutdown). Returns the
 /// body and the headers it needs.
+///
+/// `stamp` is the message id and the Unix time for the Standard Webhooks headers, added when
+/// the options hold secrets (signed over the uncompressed body).
 pub(crate) fn encode_once(
     options: &EncodeOptions,
     batch: &[impl Item],
+    stamp: (&str, u64),
 ) -> (Vec<u8>, Vec<(&'static str, String)>) {
     let mut codec = Codec::new(options);
     let mut body = Vec::new();
     codec.encode(batch, &mut body);
+    let mut headers = Vec::new();
+    if let Some(signer) = Signer::new(&options.signing) {
+        headers.extend(signer.headers(stamp.0, stamp.1, &body));
+    }
     let mut zipped = Vec::new();
     if codec.compress(&body, &mut zipped) {
-        (zipped, vec![("Content-Encoding", "gzip".to_string())])
+        headers.push(("Content-Encoding", "gzip".to_string()));
+        (zipped, headers)
     } else {
-        (body, Vec::new())
+        (body, headers)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Pure: what a worker puts in one request body.
 //!
 //! Owns the throughput options ([`Batch`], [`Encoding`], [`Template`], [`Gzip`],
-//! [`Idempotency`]), the gathering rule, the encoders and gzip. No I/O, no threads and no clock:
+//! [`Idempotency`]), the gathering rule, the encoders, gzip and Standard Webhooks signing. No I/O, no threads and no clock:
 //! the worker owns those and calls in here. It never names the queue's envelope: what it
 //! encodes is anything that is an [`Item`] (an event and its size). Every rule is unit-tested
 //! below.
@@ -11,6 +11,7 @@ mod codec;
 mod gzip;
 mod idempotency;
 pub(crate) mod otlp;
+mod sign;
 mod template;
 
 pub use batch::Batch;
@@ -19,6 +20,7 @@ pub use codec::{bench_support, CustomEncoding, Encoding, Events};
 pub(crate) use codec::{encode_once, Codec};
 pub use gzip::Gzip;
 pub use idempotency::Idempotency;
+pub(crate) use sign::{Signer, WebhookSecrets};
 pub use template::Template;
 
 use crate::error::Error;
@@ -39,6 +41,8 @@ pub(crate) struct EncodeOptions {
     pub(crate) template: Option<Template>,
     pub(crate) gzip: Option<Gzip>,
     pub(crate) idempotency: Option<Idempotency>,
+    /// Standard Webhooks secrets; empty means unsigned.
+    pub(crate) signing: WebhookSecrets,
 }
 
 impl EncodeOptions {
@@ -61,7 +65,7 @@ impl EncodeOptions {
         if let Some(i) = &self.idempotency {
             i.validate()?;
         }
-        Ok(())
+        self.signing.validate()
     }
 }
 

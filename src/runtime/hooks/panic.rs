@@ -15,7 +15,7 @@ use super::lock;
 use crate::event::Event;
 use crate::policy::encode;
 use crate::runtime::judge::{judge, Next};
-use crate::runtime::Shared;
+use crate::runtime::{fresh_id, unix_now, Shared};
 use crate::state::outcome::Envelope;
 use crate::transport::Transport;
 use crate::util::{mark_own_thread, panic_text, rfc3339_micros, OwnScope};
@@ -123,7 +123,7 @@ fn send_crash(shared: &Arc<Shared>, transport: Arc<Transport>, event: &Event) {
         Reached::No
     } else {
         let crash = [Envelope::new(event.clone(), 0, None)];
-        let (body, headers) = encode::encode_once(&shared.options.encode, &crash);
+        let (body, headers) = encode::encode_once(&shared.options.encode, &crash, (&fresh_id(), unix_now()));
         let (tx, rx) = crossbeam_channel::bounded(1);
         let send = move || {
             // The logging front ends drop records from this thread (the HTTP stack's too).
