@@ -101,3 +101,26 @@ fn under_overflow_normal_events_are_dropped_before_high_ones() {
     assert_eq!((s.submitted, s.delivered, s.dropped), (10, 6, 4), "{s:?}");
     assert_invariant(&s);
 }
+
+#[cfg(feature = "tracing")]
+#[test]
+fn errors_logged_through_the_tracing_layer_take_the_high_lane() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let (sink, go) = held_sink();
+    let guard = posthaste::builder(sink.url()).workers(1).start().unwrap();
+    let first = guard.client().send_tracked(json!({"tag": "first"})).unwrap();
+    while sink.count() == 0 {
+        std::thread::yield_now();
+    }
+    let layer = posthaste::tracing::Layer::new(guard.client());
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        tracing::info!(tag = "i0", "ordinary");
+        tracing::info!(tag = "i1", "ordinary");
+        tracing::error!(tag = "e0", "something broke");
+    });
+    go.send(()).unwrap();
+    assert!(first.wait(PATIENCE).is_some_and(|o| o.is_delivered()));
+    assert!(guard.flush(PATIENCE));
+    assert_eq!(tags(&sink), ["first", "e0", "i0", "i1"]);
+    assert_invariant(&guard.shutdown().stats);
+}

@@ -80,10 +80,25 @@ impl Client {
     /// }
     /// ```
     pub fn try_send(&self, event: impl Into<Event>) -> Result<(), SendError> {
+        self.try_send_with(event, Priority::Normal)
+    }
+
+    /// Like [`try_send`](Client::try_send), on the lane `priority` names (see
+    /// [`send_with`](Client::send_with)): never waits. The logging front ends send `ERROR`
+    /// records this way on the high-priority lane.
+    ///
+    /// # Errors
+    /// As [`try_send`](Client::try_send).
+    pub fn try_send_with(&self, event: impl Into<Event>, priority: Priority) -> Result<(), SendError> {
         let event = event.into();
         let size = event.approx_bytes();
         let shared = self.target(&event);
-        match shared.queue.try_push(Envelope::sampled(event, size, None), &shared.ledger) {
+        let env = Envelope::sampled(event, size, None);
+        let result = match priority {
+            Priority::High => shared.queue.try_push_high(env, &shared.ledger),
+            _ => shared.queue.try_push(env, &shared.ledger),
+        };
+        match result {
             Ok(()) => Ok(()),
             Err(PushError::Full(env)) => Err(SendError::Full(env.event)),
             Err(PushError::Closed(env)) => Err(SendError::Closed(env.event)),

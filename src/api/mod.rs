@@ -16,3 +16,7 @@ pub use client::Client;
 pub use endpoint::{endpoint, Endpoint};
 pub use env::from_env;
 pub use guard::Guard;
+
+/// For the front ends, which reach posthaste through this layer only.
+#[cfg(any(feature = "log", feature = "tracing"))]
+pub(crate) use crate::state::queue::Priority;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use ::log::kv::{self, VisitSource};
 use ::log::{LevelFilter, Log, Metadata, Record};
 
-use crate::api::Client;
+use crate::api::{Client, Priority};
 use crate::error::Error;
 use crate::event::Event;
 use crate::frontends::shape::{self, Doc, Levels, Statics};
@@ -116,8 +116,10 @@ impl Log for Logger {
         shape::write_fmt(doc.out(), *record.args());
         let _ = record.key_values().visit(&mut Fields(&mut doc));
         let bytes = doc.finish(record.file(), record.line());
-        // Dropped (and counted) if the queue is full; nothing to do after shutdown.
-        let _ = self.client.try_send(Event::from_json_unchecked(bytes));
+        // Dropped (and counted) if the queue is full; nothing to do after shutdown. Errors take
+        // the high-priority lane.
+        let lane = if record.level() == log::Level::Error { Priority::High } else { Priority::Normal };
+        let _ = self.client.try_send_with(Event::from_json_unchecked(bytes), lane);
     }
 
     fn flush(&self) {

@@ -16,7 +16,7 @@ use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::api::Client;
+use crate::api::{Client, Priority};
 use crate::event::Event;
 use crate::frontends::shape::{self, Doc, Levels, Statics};
 use crate::util::is_own_thread;
@@ -162,8 +162,10 @@ where
             out.push(b']');
         }
         let bytes = doc.finish(file, line);
-        // Dropped (and counted) if the queue is full; nothing to do after shutdown.
-        let _ = self.client.try_send(Event::from_json_unchecked(bytes));
+        // Dropped (and counted) if the queue is full; nothing to do after shutdown. Errors take
+        // the high-priority lane.
+        let lane = if *meta.level() == tracing::Level::ERROR { Priority::High } else { Priority::Normal };
+        let _ = self.client.try_send_with(Event::from_json_unchecked(bytes), lane);
     }
 }
 

@@ -139,7 +139,17 @@ impl Queue {
 
     /// Enqueues on the high-priority lane: see [`Priority`]. Counts `submitted` for every
     /// event it does not refuse as `Closed`.
-    pub(crate) fn push_high(&self, mut env: Envelope, ledger: &Ledger) -> Result<(), PushError> {
+    pub(crate) fn push_high(&self, env: Envelope, ledger: &Ledger) -> Result<(), PushError> {
+        self.push_high_with(env, ledger, true)
+    }
+
+    /// Like `push_high`, never waiting: under `Block`/`BlockFor` a full high lane drops the
+    /// event (counted), for callers that must not wait (the logging front ends).
+    pub(crate) fn try_push_high(&self, env: Envelope, ledger: &Ledger) -> Result<(), PushError> {
+        self.push_high_with(env, ledger, false)
+    }
+
+    fn push_high_with(&self, mut env: Envelope, ledger: &Ledger, may_wait: bool) -> Result<(), PushError> {
         if self.is_closed() {
             return Err(PushError::Closed(env));
         }
@@ -177,6 +187,7 @@ impl Queue {
                         break Err(self.drop_new(env, ledger));
                     }
                 }
+                Overflow::Block | Overflow::BlockFor(_) if !may_wait => break Err(self.drop_new(env, ledger)),
                 Overflow::Block | Overflow::BlockFor(_) => {
                     if self.is_closed() {
                         break Err(PushError::Closed(env));
