@@ -169,14 +169,9 @@ impl Queue {
                 reserved = self.try_reserve_bytes(env.size);
             }
             if reserved {
-                ledger.counters.submitted();
-                match self.hi_tx.try_send(env) {
+                match self.enqueue(&self.hi_tx, env, ledger) {
                     Ok(()) => break Ok(()),
-                    Err(TrySendError::Full(back)) | Err(TrySendError::Disconnected(back)) => {
-                        ledger.counters.unsubmitted();
-                        self.release(back.size);
-                        env = back;
-                    }
+                    Err(back) => env = back,
                 }
             }
             // The high lane (or the budget, with no normal event left) is full.
@@ -286,20 +281,31 @@ impl Queue {
                 }
                 continue;
             }
-            ledger.counters.submitted();
-            match self.tx.try_send(env) {
+            match self.enqueue(&self.tx, env, ledger) {
                 Ok(()) => return Ok(()),
-                Err(TrySendError::Full(back)) | Err(TrySendError::Disconnected(back)) => {
-                    // Undo the count: this event is not in the queue, and no effect of it can
-                    // have been counted yet (see stats.rs on ordering).
-                    ledger.counters.unsubmitted();
-                    self.release(back.size);
+                Err(back) => {
                     env = back;
                     self.evict_one(&self.rx, ledger);
                 }
             }
         }
         Err(self.drop_new(env, ledger))
+    }
+
+    /// Sends `env`, whose bytes are reserved, into `lane`, counting it `submitted` first (so
+    /// it is counted before it can be seen in the channel; see stats.rs on ordering). If the
+    /// lane is full, the count and the reservation are undone and the envelope comes back.
+    fn enqueue(&self, lane: &Sender<Envelope>, env: Envelope, ledger: &Ledger) -> Result<(), Envelope> {
+        ledger.counters.submitted();
+        match lane.try_send(env) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(back)) | Err(TrySendError::Disconnected(back)) => {
+                // No effect of this event can have been counted yet.
+                ledger.counters.unsubmitted();
+                self.release(back.size);
+                Err(back)
+            }
+        }
     }
 
     /// Drops the oldest event of a lane (counted); false if the lane is empty.
@@ -322,15 +328,9 @@ impl Queue {
     ) -> Result<(), PushError> {
         loop {
             if self.try_reserve(env.size) {
-                // Counted before it can be seen in the channel (see stats.rs on ordering).
-                ledger.counters.submitted();
-                match self.tx.try_send(env) {
+                match self.enqueue(&self.tx, env, ledger) {
                     Ok(()) => return Ok(()),
-                    Err(TrySendError::Full(back)) | Err(TrySendError::Disconnected(back)) => {
-                        ledger.counters.unsubmitted();
-                        self.release(back.size);
-                        env = back;
-                    }
+                    Err(back) => env = back,
                 }
             }
             if self.is_closed() {
