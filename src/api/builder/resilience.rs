@@ -15,7 +15,7 @@ impl Builder {
 
     /// The circuit breaker. Defaults to [`CircuitBreaker::new()`]: opens at a failure rate
     /// shown above 50 % over at least 20 requests in 10 s, or when 5 or more requests in 10 s
-    /// all failed; probes after about 1 s, then at intervals doubling to 10 s, with jitter.
+    /// all failed; probes after about 1 s, then at intervals doubling to 8 s, each ±50 % at random.
     pub fn circuit_breaker(mut self, breaker: CircuitBreaker) -> Builder {
         self.config.runtime.breaker = breaker;
         self
