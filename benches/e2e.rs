@@ -4,6 +4,11 @@
 //! has counted them all:
 //! - posthaste unbatched (the default: one event per request), 2 workers;
 //! - posthaste batched: JSON array, NDJSON, and JSON array with gzip (500 events / 50 ms);
+//! - posthaste batched with 500,000 `serde_json::Value` events built before the clock starts
+//!   (JSON array, NDJSON, JSON array + gzip): the producer only hands them over, so this is
+//!   the pipeline's own rate, set against the sink's limit below;
+//! - the sink's own limit for the same 500-event JSON array bodies, pushed by `wrk` (2 threads,
+//!   8 connections, 5 s) if `wrk` is installed;
 //! - a naive baseline: an unbounded channel and 2 threads, one ureq POST per event, no retry;
 //! - the Python baseline of seed 001 (`scripts/py_baseline.py`: ThreadPoolExecutor with
 //!   2 threads, requests.Session, tenacity), if `python3` with `requests` and `tenacity` runs.
@@ -63,7 +68,88 @@ fn posthaste_run(name: &'static str, events: u64, configure: Configure) -> Run {
     let ok = sink.wait_for_events(events, LIMIT.saturating_sub(start.elapsed()));
     let seconds = start.elapsed().as_secs_f64();
     let report = guard.shutdown();
+    check_invariant(name, &report.stats, events);
     Run { name, events, seconds, requests: report.stats.requests, wire_bytes: report.stats.bytes_sent, ok }
+}
+
+/// The issue's scenario: `events` `serde_json::Value` events built before the clock starts,
+/// handed to `send` from one producer thread.
+fn posthaste_values_run(name: &'static str, events: u64, configure: Configure) -> Run {
+    let sink = Sink::counting(|_| Reply::Status(200));
+    let builder = posthaste::builder(sink.url()).workers(WORKERS).overflow(Overflow::Block);
+    let guard = configure(builder).start().unwrap();
+    let client = guard.client();
+    let values: Vec<posthaste::Event> = (0..events)
+        .map(|i| {
+            if name.contains("pre-encoded") {
+                posthaste::Event::from_serialize(&common::line(i)).unwrap()
+            } else {
+                posthaste::Event::from(serde_json::to_value(common::line(i)).unwrap())
+            }
+        })
+        .collect();
+    let start = Instant::now();
+    for v in values {
+        client.send(v).unwrap();
+    }
+    let ok = sink.wait_for_events(events, LIMIT.saturating_sub(start.elapsed()));
+    let seconds = start.elapsed().as_secs_f64();
+    let report = guard.shutdown();
+    check_invariant(name, &report.stats, events);
+    Run { name, events, seconds, requests: report.stats.requests, wire_bytes: report.stats.bytes_sent, ok }
+}
+
+/// The accounting invariant at the end of a run: every event accepted, delivered, nothing
+/// else. A broken invariant fails the benchmark.
+fn check_invariant(name: &str, stats: &posthaste::Stats, events: u64) {
+    let settled = stats.settled() + stats.queued + stats.in_flight;
+    assert_eq!(stats.submitted, settled, "{name}: Stats invariant broken: {stats:?}");
+    assert_eq!(
+        (stats.submitted, stats.delivered),
+        (events, events),
+        "{name}: not every event delivered: {stats:?}"
+    );
+}
+
+/// The sink's own limit for 500-event JSON array bodies of the same events: `wrk` with
+/// 2 threads and 8 connections for 5 s, in events/s. `None` if `wrk` is not installed.
+fn wrk_limit() -> Option<f64> {
+    let sink = Sink::counting(|_| Reply::Status(200));
+    let lines: Vec<serde_json::Value> =
+        (0..500).map(|i| serde_json::to_value(common::line(i)).unwrap()).collect();
+    let body = serde_json::to_string(&lines).unwrap();
+    let dir = std::env::temp_dir().join(format!("posthaste-wrk-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).ok()?;
+    let script = dir.join("post.lua");
+    let body_file = dir.join("body.json");
+    std::fs::write(&body_file, &body).ok()?;
+    let lua = format!(
+        "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n\
+         local f = assert(io.open(\"{}\", \"rb\"))\nwrk.body = f:read(\"*a\")\nf:close()\n",
+        body_file.display()
+    );
+    std::fs::write(&script, lua).ok()?;
+    let out = Command::new("wrk").args(["-t2", "-c8", "-d5s", "-s"]).arg(&script).arg(sink.url()).output();
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = match out {
+        Ok(o) if o.status.success() => o,
+        Ok(o) => {
+            eprintln!("wrk failed: {}", String::from_utf8_lossy(&o.stderr));
+            return None;
+        }
+        Err(e) => {
+            eprintln!("wrk not run ({e}); install it (Debian: apt-get install wrk) to see the sink's limit");
+            return None;
+        }
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    if std::env::var_os("POSTHASTE_BENCH_VERBOSE").is_some() {
+        eprintln!("{text}\nsink: {} requests, {} events", sink.count(), sink.events());
+    }
+    let rps: f64 = text.lines().find_map(|l| l.strip_prefix("Requests/sec:"))?.trim().parse().ok()?;
+    // Only 2xx answers carrying all 500 events count: the sink counted them.
+    let per_request = sink.events() as f64 / sink.count().max(1) as f64;
+    Some(rps * per_request)
 }
 
 /// What a hand-rolled shipper does: an unbounded channel, N threads, one POST per event, no
@@ -147,7 +233,12 @@ fn main() {
     let only: Vec<String> = std::env::var("POSTHASTE_BENCH_ONLY")
         .map(|s| s.split(',').map(str::to_string).collect())
         .unwrap_or_default();
-    let wanted = |name: &str| only.is_empty() || only.iter().any(|w| name.contains(w.as_str()));
+    // POSTHASTE_BENCH_EXACT=<name> runs only the contender of that exact name.
+    let exact = std::env::var("POSTHASTE_BENCH_EXACT").ok();
+    let wanted = |name: &str| match &exact {
+        Some(e) => e == name,
+        None => only.is_empty() || only.iter().any(|w| name.contains(w.as_str())),
+    };
     let rounds: usize =
         std::env::var("POSTHASTE_BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
     let contenders: Vec<(&'static str, u64, Configure)> = vec![
@@ -155,6 +246,20 @@ fn main() {
         ("posthaste batched, JSON array", n(1_000_000), |b| b.batch(Batch::new())),
         ("posthaste batched, NDJSON", n(1_000_000), |b| b.batch(Batch::new()).encoding(Encoding::Ndjson)),
         ("posthaste batched, JSON array + gzip", n(1_000_000), |b| b.batch(Batch::new()).gzip(Gzip::new())),
+    ];
+    let prebuilt: Vec<(&'static str, u64, Configure)> = vec![
+        ("posthaste batched, pre-built Values, JSON array", n(500_000), |b| {
+            b.batch(Batch::new().max_events(500))
+        }),
+        ("posthaste batched, pre-built Values, NDJSON", n(500_000), |b| {
+            b.batch(Batch::new().max_events(500)).encoding(Encoding::Ndjson)
+        }),
+        ("posthaste batched, pre-built Values, JSON array + gzip", n(500_000), |b| {
+            b.batch(Batch::new().max_events(500)).gzip(Gzip::new())
+        }),
+        ("posthaste batched, pre-built pre-encoded events, JSON array", n(500_000), |b| {
+            b.batch(Batch::new().max_events(500))
+        }),
     ];
     // Rounds are interleaved and each contender keeps its best round: on a machine shared
     // with other jobs, the least disturbed run is the closest to what the code can do.
@@ -170,6 +275,11 @@ fn main() {
                 keep(posthaste_run(name, *events, *configure));
             }
         }
+        for (name, events, configure) in &prebuilt {
+            if wanted(name) {
+                keep(posthaste_values_run(name, *events, *configure));
+            }
+        }
         if wanted("naive") {
             keep(naive_run(n(60_000)));
         }
@@ -180,6 +290,7 @@ fn main() {
         }
     }
     let runs = best;
+    let limit = if wanted("wrk") { wrk_limit() } else { None };
     let naive = runs.iter().find(|r| r.name.starts_with("naive")).map(Run::rate).unwrap_or(0.0);
     let python = runs.iter().find(|r| r.name.starts_with("python")).map(Run::rate).unwrap_or(0.0);
     let ratio =
@@ -199,6 +310,18 @@ fn main() {
             ratio(r.rate(), python)
         );
     }
+    if let Some(limit) = limit {
+        println!("\nthe sink's limit for 500-event JSON arrays (wrk -t2 -c8 -d5s): {limit:.0} events/s");
+        for r in runs.iter().filter(|r| r.name.contains("pre-built")) {
+            println!("  {}: {:.0} events/s = {:.0} % of it", r.name, r.rate(), 100.0 * r.rate() / limit);
+        }
+        let array = runs.iter().find(|r| r.name.ends_with("pre-built Values, JSON array")).map(Run::rate);
+        let gzip =
+            runs.iter().find(|r| r.name.ends_with("pre-built Values, JSON array + gzip")).map(Run::rate);
+        if let (Some(a), Some(g)) = (array, gzip) {
+            println!("  gzip level 1 ÷ uncompressed: {:.0} %", 100.0 * g / a.max(1.0));
+        }
+    }
     let gz = runs.iter().find(|r| r.name.contains("gzip"));
     if let Some(gz) = gz {
         if gz.wire_bytes > 0 {
@@ -212,6 +335,7 @@ fn main() {
                 serde_json::json!({"name": r.name, "events": r.events, "seconds": r.seconds, "rate": r.rate(),
                     "requests": r.requests, "wire_bytes": r.wire_bytes, "ok": r.ok})
             })
+            .chain(limit.map(|l| serde_json::json!({"name": "wrk limit", "rate": l, "ok": true})))
             .collect();
         std::fs::write(path, serde_json::to_vec_pretty(&rows).unwrap()).unwrap();
     }

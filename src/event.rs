@@ -1,7 +1,8 @@
 //! [`Event`]: what a producer hands to [`Client::send`](crate::Client::send).
 //!
 //! Owns the two representations (a `serde_json::Value` serialized later on a worker, or bytes
-//! already encoded as JSON) and the cheap byte estimate used by the queue's byte budget.
+//! already encoded as JSON) and the byte estimate the workers sample to learn what the queue
+//! charges a `Value` event.
 
 use serde_json::Value;
 
@@ -93,8 +94,9 @@ impl Event {
         }
     }
 
-    /// The event's share of the queue's byte budget: exact for pre-encoded bytes, an estimate
-    /// of the compact JSON length for a `Value` (see [`estimate_value`]).
+    /// The event's size: exact for pre-encoded bytes, an estimate of the compact JSON length
+    /// for a `Value` (see [`estimate_value`]). `send` does not call it for a `Value` (the
+    /// queue charges the mean of recent ones); workers, replay and pollers do.
     pub(crate) fn approx_bytes(&self) -> usize {
         match &self.repr {
             Repr::Value(v) => estimate_value(v),

@@ -1,4 +1,4 @@
-//! [`Client`]: the producer's handle. `send` is the hot path: estimate the size, push.
+//! [`Client`]: the producer's handle. `send` is the hot path: charge the size, push.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -91,8 +91,8 @@ impl Client {
     /// As [`try_send`](Client::try_send).
     pub fn try_send_with(&self, event: impl Into<Event>, priority: Priority) -> Result<(), SendError> {
         let event = event.into();
-        let size = event.approx_bytes();
         let shared = self.target(&event);
+        let size = shared.queue.charge(&event);
         let env = Envelope::sampled(event, size, None);
         let result = match priority {
             Priority::High => shared.queue.try_push_high(env, &shared.ledger),
@@ -357,7 +357,7 @@ impl Client {
     }
 
     fn push_to(shared: &Shared, event: Event, receipt: Option<Arc<ReceiptSlot>>) -> Result<(), SendError> {
-        let size = event.approx_bytes();
+        let size = shared.queue.charge(&event);
         let result = shared.queue.push(Envelope::sampled(event, size, receipt), &shared.ledger);
         Self::pushed(shared, result)
     }
@@ -365,7 +365,7 @@ impl Client {
     /// On the high-priority lane of the default endpoint, or of the one the route picks.
     fn push_high(&self, event: Event) -> Result<(), SendError> {
         let shared = self.target(&event);
-        let size = event.approx_bytes();
+        let size = shared.queue.charge(&event);
         let result = shared.queue.push_high(Envelope::sampled(event, size, None), &shared.ledger);
         Self::pushed(shared, result)
     }

@@ -85,7 +85,8 @@ impl Endpoint {
         self
     }
 
-    /// The most bytes this endpoint's queued events may take. Defaults to 16 MiB.
+    /// The most bytes this endpoint's queued events may take. Defaults to 16 MiB. How events
+    /// are charged: see [`Builder::queue_bytes`](crate::Builder::queue_bytes).
     pub fn queue_bytes(mut self, bytes: usize) -> Endpoint {
         self.config.runtime.queue_bytes = bytes;
         self

@@ -232,7 +232,7 @@ impl Worker {
         let slot = &shared.slots[self.index];
         let codec = &self.codec;
         let mut count = held;
-        let mut bytes: usize = slot.with_batch(|b| b.iter().map(|e| codec.estimate(e.size)).sum());
+        let mut bytes: usize = slot.with_batch(|b| b.iter().map(|e| codec.estimate(batch_size(e))).sum());
         let linger_until = Instant::now().checked_add(limits.linger_value());
         let mut taken = Vec::new();
         while !encode::is_full(&limits, count, bytes) {
@@ -263,7 +263,7 @@ impl Worker {
                 let _ = self.took(env);
                 continue;
             }
-            let size = codec.estimate(env.size);
+            let size = codec.estimate(batch_size(&env));
             let joins = encode::joins(&limits, count, bytes, size);
             taken.push(env);
             if !joins {
@@ -394,10 +394,17 @@ impl Worker {
         let slot = &self.shared.slots[self.index];
         let (codec, body) = (&mut self.codec, &mut self.body);
         let (sampled, first) = (&mut self.sampled, tries.attempts == 0);
+        let queue = &self.shared.queue;
         let held = slot.with_batch(|b| {
             let held = k > 0 && b.len() >= k;
             if held {
                 codec.encode(&b[..k], body);
+                if first {
+                    // What `send` charges the next `serde_json::Value` events follows these.
+                    if let Some(mean) = value_size_sample(&b[..k]) {
+                        queue.learn_value_size(mean);
+                    }
+                }
                 // Wait times (accepted → first attempt) of the sampled events.
                 sampled.clear();
                 if first {
@@ -599,5 +606,51 @@ impl Worker {
         if let Some((batch, wire)) = self.slot().take() {
             settle_at_deadline(&self.shared.ledger, batch, wire);
         }
+    }
+}
+
+/// An event's size for the batch limits: exact for pre-encoded bytes; for a `serde_json::Value`
+/// an estimate from walking it (`send` charged it the mean of recent ones, which can be far
+/// from this one's size). The walk happens here, on the worker, just before the value is
+/// serialized.
+fn batch_size(env: &Envelope) -> usize {
+    if env.event.as_value().is_some() {
+        env.event.approx_bytes()
+    } else {
+        env.size
+    }
+}
+
+/// The mean compact JSON length (estimated as the queue once did at `send`) of up to eight
+/// `serde_json::Value` events spread over `batch`, just encoded and so still in cache; `None`
+/// if none of them is a Value.
+fn value_size_sample(batch: &[Envelope]) -> Option<usize> {
+    let step = batch.len().div_ceil(8).max(1);
+    let (n, total) = batch
+        .iter()
+        .step_by(step)
+        .filter(|e| e.event.as_value().is_some())
+        .fold((0usize, 0usize), |(n, total), e| (n + 1, total.saturating_add(e.event.approx_bytes())));
+    (n > 0).then(|| total / n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Event;
+
+    #[test]
+    fn value_sizes_are_sampled_from_values_only() {
+        let value = |n: usize| Envelope::new(Event::from(serde_json::json!("x".repeat(n))), 1, None);
+        let bytes = || Envelope::new(Event::from_json_bytes(b"1".to_vec()).unwrap(), 1, None);
+        assert_eq!(value_size_sample(&[]), None);
+        assert_eq!(value_size_sample(&[bytes(), bytes()]), None);
+        // "x…" encodes to n + 2 bytes.
+        assert_eq!(value_size_sample(&[value(98), bytes(), value(198)]), Some(150));
+        let many: Vec<Envelope> = (0..500).map(|_| value(48)).collect();
+        assert_eq!(value_size_sample(&many), Some(50));
+        // The batch limits see a value's own size, not what `send` charged it.
+        assert_eq!(batch_size(&value(98)), 100);
+        assert_eq!(batch_size(&bytes()), 1);
     }
 }

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use parking_lot::{Condvar, Mutex};
 
+use crate::event::Event;
 use crate::state::ledger::Ledger;
 use crate::state::outcome::{Envelope, Outcome};
 use crate::state::schedule::{Retrying, Schedule};
@@ -75,6 +76,9 @@ pub(crate) enum PushError {
 #[repr(align(128))]
 struct PaddedUsize(AtomicUsize);
 
+/// What a `serde_json::Value` event is charged before any has been measured, in bytes.
+pub(crate) const FIRST_VALUE_CHARGE: usize = 256;
+
 pub(crate) struct Queue {
     tx: Sender<Envelope>,
     rx: Receiver<Envelope>,
@@ -87,6 +91,9 @@ pub(crate) struct Queue {
     max_bytes: usize,
     schedule: Schedule,
     bytes: PaddedUsize,
+    /// What `send` charges a `serde_json::Value` event: the mean compact JSON length of the
+    /// Value events the workers measured lately (see [`Queue::charge`]).
+    value_charge: PaddedUsize,
     closed: AtomicBool,
     finalized: AtomicBool,
     /// Producers waiting for byte budget (only under `Block`/`BlockFor`).
@@ -110,11 +117,34 @@ impl Queue {
             max_bytes,
             schedule: Schedule::default(),
             bytes: PaddedUsize(AtomicUsize::new(0)),
+            value_charge: PaddedUsize(AtomicUsize::new(FIRST_VALUE_CHARGE)),
             closed: AtomicBool::new(false),
             finalized: AtomicBool::new(false),
             waiters: AtomicUsize::new(0),
             space_lock: Mutex::new(()),
             space: Condvar::new(),
+        }
+    }
+
+    /// An event's share of the byte budget: the exact length of pre-encoded bytes; for a
+    /// `serde_json::Value`, the mean length of the Value events measured lately, so that `send`
+    /// never walks the value (on a value cold in cache that walk cost more than the rest of
+    /// `send` together). One relaxed load.
+    pub(crate) fn charge(&self, event: &Event) -> usize {
+        match event.as_json_bytes() {
+            Some(bytes) => bytes.len(),
+            None => self.value_charge.0.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Folds the mean compact JSON length of some Value events a worker just measured into
+    /// what `send` charges the next ones (a moving average: each measurement counts for a
+    /// quarter, so the charge follows a change of event shape within a few batches).
+    pub(crate) fn learn_value_size(&self, mean: usize) {
+        let old = self.value_charge.0.load(Ordering::Relaxed);
+        let new = (old.saturating_mul(3).saturating_add(mean) / 4).max(1);
+        if new != old {
+            self.value_charge.0.store(new, Ordering::Relaxed);
         }
     }
 
@@ -536,6 +566,25 @@ mod tests {
 
     fn env(i: u64) -> Envelope {
         Envelope::new(Event::from(serde_json::json!(i)), 10, None)
+    }
+
+    #[test]
+    fn values_are_charged_the_learned_mean_and_bytes_exactly() {
+        let q = Queue::new(10, 10, 1 << 20, Overflow::DropNewest);
+        let bytes = Event::from_json_bytes(br#"{"a":1}"#.to_vec()).unwrap();
+        let value = Event::from(serde_json::json!({"a": "x".repeat(1000)}));
+        assert_eq!(q.charge(&bytes), 7);
+        assert_eq!(q.charge(&value), FIRST_VALUE_CHARGE, "nothing measured yet");
+        // Each measurement moves the charge a quarter of the way.
+        q.learn_value_size(1256);
+        assert_eq!(q.charge(&value), 256 + 250);
+        for _ in 0..40 {
+            q.learn_value_size(1000);
+        }
+        assert!((990..=1000).contains(&q.charge(&value)), "{}", q.charge(&value));
+        assert_eq!(q.charge(&bytes), 7, "pre-encoded events stay exact");
+        q.learn_value_size(0);
+        assert!(q.charge(&value) >= 1);
     }
 
     /// What a worker does with an event it takes.

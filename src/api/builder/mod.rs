@@ -110,10 +110,17 @@ impl Builder {
         self
     }
 
-    /// The most bytes the queued events may take (≥ 1). Pre-encoded events count their exact
-    /// length; `serde_json::Value` events an estimate of their compact JSON length (string
-    /// and key lengths plus punctuation, 8 bytes per number), made without serializing.
-    /// Defaults to 16 MiB.
+    /// The most bytes the queued events may take (≥ 1). Defaults to 16 MiB.
+    ///
+    /// Pre-encoded events ([`Client::send_serialize`](crate::Client::send_serialize),
+    /// [`Event::from_json_bytes`](crate::Event::from_json_bytes), the logging front ends)
+    /// count their exact length, so for them the bound is exact. A `serde_json::Value` event is
+    /// charged, at `send`, the mean compact JSON length of the Value events this endpoint's
+    /// workers measured lately (256 bytes before the first), so that `send` never walks the
+    /// value: for a stream of events of similar size the bound holds to within that spread,
+    /// while a rare Value far larger than the recent ones is under-charged as long as it waits
+    /// in the queue (the event count, `queue_capacity`, always holds). Where the byte bound
+    /// must be exact whatever the events, send them pre-encoded.
     pub fn queue_bytes(mut self, bytes: usize) -> Builder {
         self.config.runtime.queue_bytes = bytes;
         self
