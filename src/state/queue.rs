@@ -96,8 +96,13 @@ pub(crate) struct Queue {
     value_charge: PaddedUsize,
     closed: AtomicBool,
     finalized: AtomicBool,
-    /// Producers waiting for byte budget (only under `Block`/`BlockFor`).
+    /// Producers waiting for room in the normal lane (only under `Block`/`BlockFor`).
     waiters: AtomicUsize,
+    /// Producers waiting for room in the high-priority lane.
+    high_waiters: AtomicUsize,
+    /// How many times `release` woke waiting producers (tests).
+    #[cfg(test)]
+    wakeups: AtomicUsize,
     space_lock: Mutex<()>,
     space: Condvar,
 }
@@ -121,6 +126,9 @@ impl Queue {
             closed: AtomicBool::new(false),
             finalized: AtomicBool::new(false),
             waiters: AtomicUsize::new(0),
+            high_waiters: AtomicUsize::new(0),
+            #[cfg(test)]
+            wakeups: AtomicUsize::new(0),
             space_lock: Mutex::new(()),
             space: Condvar::new(),
         }
@@ -390,7 +398,8 @@ impl Queue {
     fn wait_for_room(&self, size: usize, deadline: Option<Instant>, high: bool) -> bool {
         // SeqCst pairs with `release`: either the releaser sees us waiting and notifies under
         // the lock, or we see the room it made on our next check.
-        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let waiters = if high { &self.high_waiters } else { &self.waiters };
+        waiters.fetch_add(1, Ordering::SeqCst);
         let mut guard = self.space_lock.lock();
         let room = loop {
             let bytes = self.bytes.0.load(Ordering::SeqCst);
@@ -410,7 +419,7 @@ impl Queue {
             }
         };
         drop(guard);
-        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        waiters.fetch_sub(1, Ordering::SeqCst);
         room
     }
 
@@ -451,7 +460,15 @@ impl Queue {
     /// once the queue has drained to its low-water mark.
     pub(crate) fn release(&self, size: usize) {
         self.bytes.0.fetch_sub(size, Ordering::SeqCst);
-        if self.waiters.load(Ordering::SeqCst) > 0 && (self.normal_below_low_water() || self.hi_has_room()) {
+        // Only a waiter that can go on is woken: a producer of normal events once the lane has
+        // drained to its low-water mark, one of high-priority events once its lane has room.
+        // (Waking every waiter whenever the high lane had room, which is nearly always, woke
+        // a producer blocked on the normal lane for every event taken.)
+        let normal = self.waiters.load(Ordering::SeqCst) > 0 && self.normal_below_low_water();
+        let high = self.high_waiters.load(Ordering::SeqCst) > 0 && self.hi_has_room();
+        if normal || high {
+            #[cfg(test)]
+            self.wakeups.fetch_add(1, Ordering::SeqCst);
             let _guard = self.space_lock.lock();
             self.space.notify_all();
         }
@@ -612,9 +629,18 @@ mod tests {
             let (q, ledger) = (q.clone(), ledger.clone());
             std::thread::spawn(move || q.push(env(8), &ledger).is_ok())
         };
+        // Once it waits, one taken (7 left) must not wake it: the high lane having room is no
+        // reason to wake a producer of normal events.
+        let began = Instant::now();
+        while q.waiters.load(Ordering::SeqCst) == 0 {
+            assert!(began.elapsed() < Duration::from_secs(10), "the producer never waited");
+            std::thread::yield_now();
+        }
+        take(&q);
+        assert_eq!(q.wakeups.load(Ordering::SeqCst), 0, "woken above the low-water mark");
         // Two taken: 6 left, the low-water mark. The producer must get in now.
         take(&q);
-        take(&q);
+        assert_eq!(q.wakeups.load(Ordering::SeqCst), 1);
         assert!(producer.join().unwrap(), "pushed once drained");
         let s = ledger.counters.snapshot(q.queued_bytes());
         assert_eq!((s.submitted, s.dropped), (9, 0));
