@@ -14,8 +14,8 @@
 //!   2 threads, requests.Session, tenacity), if `python3` with `requests` and `tenacity` runs.
 //!
 //! Every run is bounded in events and in time (60 s); a run that doesn't finish is reported as
-//! failed. Three interleaved rounds (`POSTHASTE_BENCH_ROUNDS`); each contender's best round is
-//! reported. posthaste keeps its default bounded queue (10,000 events) with
+//! failed. Five interleaved rounds (`POSTHASTE_BENCH_ROUNDS`); each contender's best round and
+//! the median of its rounds are reported. posthaste keeps its default bounded queue (10,000 events) with
 //! `Overflow::Block`, so nothing is dropped; the naive baseline's channel is unbounded. `cargo bench --bench e2e`; results also go to `$POSTHASTE_BENCH_OUT/e2e.json`.
 
 mod common;
@@ -39,6 +39,8 @@ struct Run {
     requests: u64,
     wire_bytes: u64,
     ok: bool,
+    /// Every round's rate (events/s), this one's included.
+    rates: Vec<f64>,
 }
 
 impl Run {
@@ -47,6 +49,17 @@ impl Run {
             self.events as f64 / self.seconds
         } else {
             0.0
+        }
+    }
+
+    /// The median of the rounds' rates.
+    fn median(&self) -> f64 {
+        let mut r = self.rates.clone();
+        r.sort_by(f64::total_cmp);
+        match r.len() {
+            0 => 0.0,
+            n if n % 2 == 1 => r[n / 2],
+            n => (r[n / 2 - 1] + r[n / 2]) / 2.0,
         }
     }
 }
@@ -69,7 +82,15 @@ fn posthaste_run(name: &'static str, events: u64, configure: Configure) -> Run {
     let seconds = start.elapsed().as_secs_f64();
     let report = guard.shutdown();
     check_invariant(name, &report.stats, events);
-    Run { name, events, seconds, requests: report.stats.requests, wire_bytes: report.stats.bytes_sent, ok }
+    Run {
+        name,
+        events,
+        seconds,
+        requests: report.stats.requests,
+        wire_bytes: report.stats.bytes_sent,
+        ok,
+        rates: Vec::new(),
+    }
 }
 
 /// The scenario: `events` `serde_json::Value` events built before the clock starts,
@@ -96,7 +117,15 @@ fn posthaste_values_run(name: &'static str, events: u64, configure: Configure) -
     let seconds = start.elapsed().as_secs_f64();
     let report = guard.shutdown();
     check_invariant(name, &report.stats, events);
-    Run { name, events, seconds, requests: report.stats.requests, wire_bytes: report.stats.bytes_sent, ok }
+    Run {
+        name,
+        events,
+        seconds,
+        requests: report.stats.requests,
+        wire_bytes: report.stats.bytes_sent,
+        ok,
+        rates: Vec::new(),
+    }
 }
 
 /// The accounting invariant at the end of a run: every event accepted, delivered, nothing
@@ -188,7 +217,15 @@ fn naive_run(events: u64) -> Run {
     let ok = sink.wait_for_events(events, LIMIT);
     let seconds = start.elapsed().as_secs_f64();
     let requests = threads.into_iter().map(|t| t.join().unwrap()).sum();
-    Run { name: "naive (channel + 2 threads + ureq)", events, seconds, requests, wire_bytes: 0, ok }
+    Run {
+        name: "naive (channel + 2 threads + ureq)",
+        events,
+        seconds,
+        requests,
+        wire_bytes: 0,
+        ok,
+        rates: Vec::new(),
+    }
 }
 
 fn python_run(events: u64) -> Option<Run> {
@@ -221,6 +258,7 @@ fn python_run(events: u64) -> Option<Run> {
         requests: sink.count(),
         wire_bytes: 0,
         ok,
+        rates: Vec::new(),
     })
 }
 
@@ -240,7 +278,7 @@ fn main() {
         None => only.is_empty() || only.iter().any(|w| name.contains(w.as_str())),
     };
     let rounds: usize =
-        std::env::var("POSTHASTE_BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+        std::env::var("POSTHASTE_BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
     let contenders: Vec<(&'static str, u64, Configure)> = vec![
         ("posthaste unbatched", n(60_000), |b| b),
         ("posthaste batched, JSON array", n(1_000_000), |b| b.batch(Batch::new())),
@@ -260,14 +298,30 @@ fn main() {
         ("posthaste batched, pre-built pre-encoded events, JSON array", n(500_000), |b| {
             b.batch(Batch::new().max_events(500))
         }),
+        ("posthaste batched, pre-built pre-encoded events, NDJSON", n(500_000), |b| {
+            b.batch(Batch::new().max_events(500)).encoding(Encoding::Ndjson)
+        }),
+        ("posthaste batched, pre-built pre-encoded events, JSON array + gzip", n(500_000), |b| {
+            b.batch(Batch::new().max_events(500)).gzip(Gzip::new())
+        }),
     ];
     // Rounds are interleaved and each contender keeps its best round: on a machine shared
-    // with other jobs, the least disturbed run is the closest to what the code can do.
+    // with other jobs, the least disturbed run is the closest to what the code can do. The
+    // median of the rounds is printed next to it.
     let mut best: Vec<Run> = Vec::new();
-    let mut keep = |run: Run| match best.iter_mut().find(|b| b.name == run.name) {
-        Some(b) if run.rate() > b.rate() => *b = run,
-        Some(_) => {}
-        None => best.push(run),
+    let mut keep = |mut run: Run| match best.iter_mut().find(|b| b.name == run.name) {
+        Some(b) => {
+            let mut rates = std::mem::take(&mut b.rates);
+            rates.push(run.rate());
+            if run.rate() > b.rate() {
+                *b = run;
+            }
+            b.rates = rates;
+        }
+        None => {
+            run.rates = vec![run.rate()];
+            best.push(run)
+        }
     };
     for _ in 0..rounds {
         for (name, events, configure) in &contenders {
@@ -292,21 +346,26 @@ fn main() {
     let runs = best;
     let limit = if wanted("wrk") { wrk_limit() } else { None };
     let naive = runs.iter().find(|r| r.name.starts_with("naive")).map(Run::rate).unwrap_or(0.0);
+    let naive_median = runs.iter().find(|r| r.name.starts_with("naive")).map(Run::median).unwrap_or(0.0);
     let python = runs.iter().find(|r| r.name.starts_with("python")).map(Run::rate).unwrap_or(0.0);
     let ratio =
         |rate: f64, base: f64| if base > 0.0 { format!("{:.1}×", rate / base) } else { "n/a".into() };
-    println!("\n| contender | events | seconds | events/s | requests | × naive | × python |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "\n| contender | events | seconds | events/s (best of {rounds}) | median | requests | × naive | × naive, medians | × python |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in &runs {
         println!(
-            "| {}{} | {} | {:.2} | {:.0} | {} | {} | {} |",
+            "| {}{} | {} | {:.2} | {:.0} | {:.0} | {} | {} | {} | {} |",
             r.name,
             if r.ok { "" } else { " (DID NOT FINISH)" },
             r.events,
             r.seconds,
             r.rate(),
+            r.median(),
             r.requests,
             ratio(r.rate(), naive),
+            ratio(r.median(), naive_median),
             ratio(r.rate(), python)
         );
     }
@@ -315,11 +374,19 @@ fn main() {
         for r in runs.iter().filter(|r| r.name.contains("pre-built")) {
             println!("  {}: {:.0} events/s = {:.0} % of it", r.name, r.rate(), 100.0 * r.rate() / limit);
         }
-        let array = runs.iter().find(|r| r.name.ends_with("pre-built Values, JSON array")).map(Run::rate);
-        let gzip =
-            runs.iter().find(|r| r.name.ends_with("pre-built Values, JSON array + gzip")).map(Run::rate);
-        if let (Some(a), Some(g)) = (array, gzip) {
-            println!("  gzip level 1 ÷ uncompressed: {:.0} %", 100.0 * g / a.max(1.0));
+        for kind in ["Values", "pre-encoded events"] {
+            let rate = |suffix: &str| {
+                runs.iter().find(|r| r.name.ends_with(&format!("pre-built {kind}, {suffix}"))).map(Run::rate)
+            };
+            if let (Some(a), Some(nd), Some(g)) =
+                (rate("JSON array"), rate("NDJSON"), rate("JSON array + gzip"))
+            {
+                println!(
+                    "  {kind}: NDJSON ÷ JSON array {:.2}×, gzip level 1 ÷ uncompressed {:.0} %",
+                    nd / a.max(1.0),
+                    100.0 * g / a.max(1.0)
+                );
+            }
         }
     }
     let gz = runs.iter().find(|r| r.name.contains("gzip"));
@@ -333,7 +400,8 @@ fn main() {
             .iter()
             .map(|r| {
                 serde_json::json!({"name": r.name, "events": r.events, "seconds": r.seconds, "rate": r.rate(),
-                    "requests": r.requests, "wire_bytes": r.wire_bytes, "ok": r.ok})
+                    "requests": r.requests, "wire_bytes": r.wire_bytes, "ok": r.ok, "median": r.median(),
+                    "rounds": r.rates})
             })
             .chain(limit.map(|l| serde_json::json!({"name": "wrk limit", "rate": l, "ok": true})))
             .collect();

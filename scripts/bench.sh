@@ -5,7 +5,7 @@
 #
 # About 7 minutes on 2 cores after the release build; longer while the resilience scenarios
 # miss their goals (their waits are bounded). Installs the Python baseline's dependencies
-# (requests, tenacity) with pip when they are missing. Everything talks to
+# (requests, tenacity) with pip, and wrk with apt-get, when they are missing. Everything talks to
 # loopback servers it starts itself. Raw results: $CARGO_TARGET_DIR/posthaste-bench/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +18,12 @@ if ! python3 -c 'import requests, tenacity' 2>/dev/null; then
     echo "== installing the Python baseline's dependencies (requests, tenacity)"
     python3 -m pip install --quiet requests tenacity ||
         echo "(pip failed: the Python baseline will be left out of the table)"
+fi
+
+if ! command -v wrk >/dev/null; then
+    echo "== installing wrk (the sink's own limit is measured with it)"
+    { apt-get install -y -qq wrk || { apt-get update -qq && apt-get install -y -qq wrk; }; } >/dev/null 2>&1 ||
+        echo "(wrk could not be installed: the sink's limit will be left out of the table)"
 fi
 
 echo "== send and encode (criterion)"
