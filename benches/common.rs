@@ -31,6 +31,16 @@ pub fn line(i: u64) -> Line {
     }
 }
 
+/// The accounting invariant after shutdown: every accepted event has exactly one outcome.
+/// A broken invariant fails the benchmark.
+pub fn check_invariant(what: &str, stats: &posthaste::Stats) {
+    assert_eq!(
+        (stats.submitted, stats.queued, stats.in_flight),
+        (stats.settled(), 0, 0),
+        "{what}: accounting invariant broken after shutdown: {stats:?}"
+    );
+}
+
 /// `POSTHASTE_BENCH_OUT/<name>` when the variable is set (by `scripts/bench.sh`).
 pub fn out_file(name: &str) -> Option<PathBuf> {
     std::env::var_os("POSTHASTE_BENCH_OUT").map(|dir| {

@@ -22,6 +22,15 @@ use tracing_subscriber::layer::SubscriberExt;
 
 const CHUNK: u64 = 20_000;
 
+/// The accounting invariant after shutdown: every event handed over has one outcome.
+fn invariant(s: &posthaste::Stats) {
+    assert_eq!(
+        (s.submitted, s.queued, s.in_flight),
+        (s.settled(), 0, 0),
+        "accounting invariant broken: {s:?}"
+    );
+}
+
 fn closed_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -70,7 +79,7 @@ where
         });
         let stats = guard.stats();
         assert_eq!(stats.dropped, 0, "the queue must never be full: {stats:?}");
-        drop(guard.shutdown_timeout(Duration::ZERO));
+        invariant(&guard.shutdown_timeout(Duration::ZERO).stats);
         left -= n;
     }
     total
@@ -186,7 +195,7 @@ fn logging(c: &mut Criterion) {
                 }
                 total += began.elapsed();
                 assert_eq!(guard.stats().dropped, 0);
-                drop(guard.shutdown_timeout(Duration::ZERO));
+                invariant(&guard.shutdown_timeout(Duration::ZERO).stats);
                 left -= n;
             }
             total

@@ -174,6 +174,7 @@ fn cpu_overhead(results: &mut Vec<serde_json::Value>) {
             let wall = wall.as_secs_f64();
             own[m].push(own_cpu);
             let report = guard.shutdown();
+            common::check_invariant(mode.name, &report.stats);
             let sink_cpu = threads_cpu("sink-") - sink_cpu;
             cpus[m].push(process_cpu() - cpu - sink_cpu);
             drop(sink);
@@ -251,6 +252,7 @@ fn outage(results: &mut Vec<serde_json::Value>) {
     samples.push(common::rss_bytes().unwrap_or(0));
     let stats = client.stats();
     let report = guard.shutdown();
+    common::check_invariant("outage", &report.stats);
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     let at = |s: usize| samples.get(s.saturating_sub(1)).or(samples.last()).copied().unwrap_or(0);
     let max = samples.iter().copied().max().unwrap_or(0);

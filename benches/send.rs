@@ -100,7 +100,14 @@ fn posthaste_send(iters: u64, producers: usize, make: fn() -> Event) -> Duration
                 panic!("queue sized to never drop");
             }
         });
-        let _report = guard.shutdown_timeout(Duration::ZERO);
+        let report = guard.shutdown_timeout(Duration::ZERO);
+        // Every event handed over is accounted for (cancelled at the zero deadline).
+        let s = &report.stats;
+        assert_eq!(
+            (s.submitted, s.queued, s.in_flight),
+            (s.settled(), 0, 0),
+            "accounting invariant broken: {s:?}"
+        );
         left = left.saturating_sub(per_thread * producers);
     }
     total
