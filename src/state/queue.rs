@@ -30,8 +30,10 @@ use crate::state::stats::Stage;
 /// What `send` does when the queue is full (by count or by bytes).
 ///
 /// Whatever the policy, every event it drops is counted in [`Stats::dropped`](crate::Stats)
-/// and settles as [`Outcome::Dropped`]. An event larger than the
-/// whole byte budget can never fit and is dropped at once under every policy.
+/// and settles as [`Outcome::Dropped`]. An event charged more than the whole byte budget can
+/// never fit and is dropped at once under every policy (a pre-encoded event is charged its
+/// length; a `serde_json::Value` the mean size of recent ones, see
+/// [`Builder::queue_bytes`](crate::Builder::queue_bytes)).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Overflow {

@@ -47,7 +47,8 @@ pub struct Stats {
     pub requests: u64,
     /// Request body bytes handed to the transport.
     pub bytes_sent: u64,
-    /// The queue's byte budget in use (estimates for `Value` events).
+    /// The queue's byte budget in use (for `Value` events, what `send` charged them: see
+    /// [`Builder::queue_bytes`](crate::Builder::queue_bytes)).
     pub queued_bytes: u64,
     /// Events read back from spill files at start (counted in `submitted` too).
     pub replayed: u64,
