@@ -67,51 +67,41 @@ impl Run {
 /// How a contender configures posthaste.
 type Configure = fn(posthaste::Builder) -> posthaste::Builder;
 
-fn posthaste_run(name: &'static str, events: u64, configure: Configure) -> Run {
+/// How the producer makes its events.
+#[derive(Clone, Copy)]
+enum Making {
+    /// Builds and serializes each event in its loop (`send_serialize` of a struct).
+    Inline,
+    /// Hands over events built before the clock starts: `serde_json::Value`s, or pre-encoded.
+    PreBuiltValues,
+    PreBuiltEncoded,
+}
+
+fn posthaste_run(name: &'static str, events: u64, configure: Configure, making: Making) -> Run {
     let sink = Sink::counting(|_| Reply::Status(200));
     // The default bounded queue (10,000 events); the producer waits for room rather than
     // dropping, so every event is delivered and counted.
     let builder = posthaste::builder(sink.url()).workers(WORKERS).overflow(Overflow::Block);
     let guard = configure(builder).start().unwrap();
     let client = guard.client();
+    let prebuilt: Vec<posthaste::Event> = match making {
+        Making::Inline => Vec::new(),
+        Making::PreBuiltValues => {
+            (0..events).map(|i| serde_json::to_value(common::line(i)).unwrap().into()).collect()
+        }
+        Making::PreBuiltEncoded => {
+            (0..events).map(|i| posthaste::Event::from_serialize(&common::line(i)).unwrap()).collect()
+        }
+    };
     let start = Instant::now();
-    for i in 0..events {
-        client.send_serialize(&common::line(i)).unwrap();
-    }
-    let ok = sink.wait_for_events(events, LIMIT.saturating_sub(start.elapsed()));
-    let seconds = start.elapsed().as_secs_f64();
-    let report = guard.shutdown();
-    check_invariant(name, &report.stats, events);
-    Run {
-        name,
-        events,
-        seconds,
-        requests: report.stats.requests,
-        wire_bytes: report.stats.bytes_sent,
-        ok,
-        rates: Vec::new(),
-    }
-}
-
-/// The scenario: `events` `serde_json::Value` events built before the clock starts,
-/// handed to `send` from one producer thread.
-fn posthaste_values_run(name: &'static str, events: u64, configure: Configure) -> Run {
-    let sink = Sink::counting(|_| Reply::Status(200));
-    let builder = posthaste::builder(sink.url()).workers(WORKERS).overflow(Overflow::Block);
-    let guard = configure(builder).start().unwrap();
-    let client = guard.client();
-    let values: Vec<posthaste::Event> = (0..events)
-        .map(|i| {
-            if name.contains("pre-encoded") {
-                posthaste::Event::from_serialize(&common::line(i)).unwrap()
-            } else {
-                posthaste::Event::from(serde_json::to_value(common::line(i)).unwrap())
-            }
-        })
-        .collect();
-    let start = Instant::now();
-    for v in values {
-        client.send(v).unwrap();
+    if prebuilt.is_empty() {
+        for i in 0..events {
+            client.send_serialize(&common::line(i)).unwrap();
+        }
+    } else {
+        for event in prebuilt {
+            client.send(event).unwrap();
+        }
     }
     let ok = sink.wait_for_events(events, LIMIT.saturating_sub(start.elapsed()));
     let seconds = start.elapsed().as_secs_f64();
@@ -159,17 +149,7 @@ fn wrk_limit() -> Option<f64> {
     std::fs::write(&script, lua).ok()?;
     let out = Command::new("wrk").args(["-t2", "-c8", "-d5s", "-s"]).arg(&script).arg(sink.url()).output();
     let _ = std::fs::remove_dir_all(&dir);
-    let out = match out {
-        Ok(o) if o.status.success() => o,
-        Ok(o) => {
-            eprintln!("wrk failed: {}", String::from_utf8_lossy(&o.stderr));
-            return None;
-        }
-        Err(e) => {
-            eprintln!("wrk not run ({e}); install it (Debian: apt-get install wrk) to see the sink's limit");
-            return None;
-        }
-    };
+    let out = succeeded("wrk (Debian: apt-get install wrk)", out)?;
     let text = String::from_utf8_lossy(&out.stdout);
     if std::env::var_os("POSTHASTE_BENCH_VERBOSE").is_some() {
         eprintln!("{text}\nsink: {} requests, {} events", sink.count(), sink.events());
@@ -178,6 +158,22 @@ fn wrk_limit() -> Option<f64> {
     // Only 2xx answers carrying all 500 events count: the sink counted them.
     let per_request = sink.events() as f64 / sink.count().max(1) as f64;
     Some(rps * per_request)
+}
+
+/// The output of a helper process that ran and succeeded; otherwise says why on stderr (the
+/// benchmark then leaves that row out).
+fn succeeded(what: &str, out: std::io::Result<std::process::Output>) -> Option<std::process::Output> {
+    match out {
+        Ok(o) if o.status.success() => Some(o),
+        Ok(o) => {
+            eprintln!("{what} failed: {}", String::from_utf8_lossy(&o.stderr));
+            None
+        }
+        Err(e) => {
+            eprintln!("{what} not run: {e}");
+            None
+        }
+    }
 }
 
 /// What a hand-rolled shipper does: an unbounded channel, N threads, one POST per event, no
@@ -236,17 +232,7 @@ fn python_run(events: u64) -> Option<Run> {
         .arg(events.to_string())
         .arg(WORKERS.to_string())
         .output();
-    let out = match out {
-        Ok(o) if o.status.success() => o,
-        Ok(o) => {
-            eprintln!("python baseline failed: {}", String::from_utf8_lossy(&o.stderr));
-            return None;
-        }
-        Err(e) => {
-            eprintln!("python baseline not run: {e}");
-            return None;
-        }
-    };
+    let out = succeeded("the python baseline", out)?;
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
     let ok = v["errors"] == 0 && sink.events() == events;
     let seconds = v["seconds"].as_f64()?;
@@ -284,26 +270,23 @@ fn main() {
         ("posthaste batched, NDJSON", n(1_000_000), |b| b.batch(Batch::new()).encoding(Encoding::Ndjson)),
         ("posthaste batched, JSON array + gzip", n(1_000_000), |b| b.batch(Batch::new()).gzip(Gzip::new())),
     ];
-    let prebuilt: Vec<(&'static str, u64, Configure)> = vec![
-        ("posthaste batched, pre-built Values, JSON array", n(500_000), |b| {
-            b.batch(Batch::new().max_events(500))
-        }),
-        ("posthaste batched, pre-built Values, NDJSON", n(500_000), |b| {
-            b.batch(Batch::new().max_events(500)).encoding(Encoding::Ndjson)
-        }),
-        ("posthaste batched, pre-built Values, JSON array + gzip", n(500_000), |b| {
-            b.batch(Batch::new().max_events(500)).gzip(Gzip::new())
-        }),
-        ("posthaste batched, pre-built pre-encoded events, JSON array", n(500_000), |b| {
-            b.batch(Batch::new().max_events(500))
-        }),
-        ("posthaste batched, pre-built pre-encoded events, NDJSON", n(500_000), |b| {
-            b.batch(Batch::new().max_events(500)).encoding(Encoding::Ndjson)
-        }),
-        ("posthaste batched, pre-built pre-encoded events, JSON array + gzip", n(500_000), |b| {
-            b.batch(Batch::new().max_events(500)).gzip(Gzip::new())
-        }),
+    // The pipeline alone: events built before the clock, 500 to a batch, each layout.
+    let layouts: [(&str, Configure); 3] = [
+        ("JSON array", |b| b.batch(Batch::new().max_events(500))),
+        ("NDJSON", |b| b.batch(Batch::new().max_events(500)).encoding(Encoding::Ndjson)),
+        ("JSON array + gzip", |b| b.batch(Batch::new().max_events(500)).gzip(Gzip::new())),
     ];
+    let prebuilt: Vec<(&'static str, u64, Configure, Making)> =
+        [("Values", Making::PreBuiltValues), ("pre-encoded events", Making::PreBuiltEncoded)]
+            .into_iter()
+            .flat_map(|(kind, making)| {
+                layouts.iter().map(move |(layout, configure)| {
+                    let name: &'static str =
+                        Box::leak(format!("posthaste batched, pre-built {kind}, {layout}").into_boxed_str());
+                    (name, n(500_000), *configure, making)
+                })
+            })
+            .collect();
     // Rounds are interleaved and each contender keeps its best round: on a machine shared
     // with other jobs, the least disturbed run is the closest to what the code can do. The
     // median of the rounds is printed next to it.
@@ -325,12 +308,12 @@ fn main() {
     for _ in 0..rounds {
         for (name, events, configure) in &contenders {
             if wanted(name) {
-                keep(posthaste_run(name, *events, *configure));
+                keep(posthaste_run(name, *events, *configure, Making::Inline));
             }
         }
-        for (name, events, configure) in &prebuilt {
+        for (name, events, configure, making) in &prebuilt {
             if wanted(name) {
-                keep(posthaste_values_run(name, *events, *configure));
+                keep(posthaste_run(name, *events, *configure, *making));
             }
         }
         if wanted("naive") {
