@@ -31,6 +31,25 @@ pub fn line(i: u64) -> Line {
     }
 }
 
+/// A guard whose one worker is kept quiet (its endpoint refuses connections and its backoff is
+/// 60 s) and whose queue holds `events` without dropping: handing events over costs what it
+/// costs, with nothing else going on. For the `send` and logging benchmarks.
+pub fn quiet_guard(events: usize) -> posthaste::Guard {
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    posthaste::builder(format!("http://127.0.0.1:{closed_port}/"))
+        .workers(1)
+        .queue_capacity(events + 16)
+        .queue_bytes(1 << 34)
+        .retry(
+            posthaste::Retry::new()
+                .initial_delay(std::time::Duration::from_secs(60))
+                .max_delay(std::time::Duration::from_secs(60))
+                .jitter(false),
+        )
+        .start()
+        .unwrap()
+}
+
 /// The accounting invariant after shutdown: every accepted event has exactly one outcome.
 /// A broken invariant fails the benchmark.
 pub fn check_invariant(what: &str, stats: &posthaste::Stats) {

@@ -13,41 +13,24 @@
 //!
 //! `cargo bench --bench logging --all-features -- --warm-up-time 1 --measurement-time 3`
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use posthaste::Retry;
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 
 const CHUNK: u64 = 20_000;
 
-/// The accounting invariant after shutdown: every event handed over has one outcome.
-fn invariant(s: &posthaste::Stats) {
-    assert_eq!(
-        (s.submitted, s.queued, s.in_flight),
-        (s.settled(), 0, 0),
-        "accounting invariant broken: {s:?}"
-    );
-}
-
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn quiet_guard(events: u64) -> posthaste::Guard {
-    posthaste::builder(format!("http://127.0.0.1:{}/", closed_port()))
-        .workers(1)
-        .queue_capacity(events as usize + 16)
-        .queue_bytes(1 << 34)
-        .retry(
-            Retry::new()
-                .initial_delay(Duration::from_secs(60))
-                .max_delay(Duration::from_secs(60))
-                .jitter(false),
-        )
-        .start()
-        .unwrap()
+    common::quiet_guard(events as usize)
+}
+
+/// The posthaste layer alone on a registry, over a quiet guard for `events`.
+fn layered(events: u64) -> (impl tracing::Subscriber + Send + Sync + 'static, posthaste::Guard) {
+    let guard = quiet_guard(events);
+    (tracing_subscriber::registry().with(posthaste::tracing::Layer::new(guard.client())), guard)
 }
 
 /// The measured call: 3 fields and a message, inside one span.
@@ -79,7 +62,7 @@ where
         });
         let stats = guard.stats();
         assert_eq!(stats.dropped, 0, "the queue must never be full: {stats:?}");
-        invariant(&guard.shutdown_timeout(Duration::ZERO).stats);
+        common::check_invariant("logging", &guard.shutdown_timeout(Duration::ZERO).stats);
         left -= n;
     }
     total
@@ -88,21 +71,7 @@ where
 fn logging(c: &mut Criterion) {
     let mut group = c.benchmark_group("logging");
 
-    group.bench_function("posthaste_layer", |b| {
-        b.iter_custom(|iters| {
-            chunks(
-                iters,
-                |n| {
-                    let guard = quiet_guard(n);
-                    (
-                        tracing_subscriber::registry().with(posthaste::tracing::Layer::new(guard.client())),
-                        guard,
-                    )
-                },
-                info,
-            )
-        })
-    });
+    group.bench_function("posthaste_layer", |b| b.iter_custom(|iters| chunks(iters, layered, info)));
 
     // The baseline: one writer thread for the whole run, as a program would have.
     let (writer, _writer_guard) = tracing_appender::non_blocking(std::io::sink());
@@ -122,17 +91,9 @@ fn logging(c: &mut Criterion) {
 
     group.bench_function("disabled_level/posthaste_layer", |b| {
         b.iter_custom(|iters| {
-            chunks(
-                iters,
-                |n| {
-                    let guard = quiet_guard(n);
-                    (
-                        tracing_subscriber::registry().with(posthaste::tracing::Layer::new(guard.client())),
-                        guard,
-                    )
-                },
-                |i| tracing::debug!(step = i, residual = 0.000_123_4, host = "node-17", "not shipped"),
-            )
+            chunks(iters, layered, |i| {
+                tracing::debug!(step = i, residual = 0.000_123_4, host = "node-17", "not shipped")
+            })
         })
     });
 
@@ -195,7 +156,7 @@ fn logging(c: &mut Criterion) {
                 }
                 total += began.elapsed();
                 assert_eq!(guard.stats().dropped, 0);
-                invariant(&guard.shutdown_timeout(Duration::ZERO).stats);
+                common::check_invariant("logging", &guard.shutdown_timeout(Duration::ZERO).stats);
                 left -= n;
             }
             total

@@ -10,12 +10,14 @@
 //!
 //! `cargo bench --bench send -- --warm-up-time 1 --measurement-time 3`
 
+mod common;
+
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use posthaste::{Encoding, Event, Gzip, Retry, Template};
+use posthaste::{Encoding, Event, Gzip, Template};
 use serde_json::{json, Value};
 
 const CHUNK: usize = 20_000;
@@ -36,25 +38,6 @@ fn line(i: usize) -> Value {
 
 fn payload() -> Event {
     Event::from_serialize(&line(12_345)).unwrap()
-}
-
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn guard_for(events: usize) -> posthaste::Guard {
-    posthaste::builder(format!("http://127.0.0.1:{}/", closed_port()))
-        .workers(1)
-        .queue_capacity(events + 16)
-        .queue_bytes(1 << 34)
-        .retry(
-            Retry::new()
-                .initial_delay(Duration::from_secs(60))
-                .max_delay(Duration::from_secs(60))
-                .jitter(false),
-        )
-        .start()
-        .unwrap()
 }
 
 /// Times `producers` threads each handing `per_thread` events to `send`; wall time from the
@@ -93,21 +76,15 @@ fn posthaste_send(iters: u64, producers: usize, make: fn() -> Event) -> Duration
     let mut left = iters as usize;
     while left > 0 {
         let per_thread = (left.div_ceil(producers)).min(CHUNK);
-        let guard = guard_for(per_thread * producers);
+        let guard = common::quiet_guard(per_thread * producers);
         let client = guard.client();
         total += timed(producers, per_thread, make, move |e| {
             if client.send(e).is_err() {
                 panic!("queue sized to never drop");
             }
         });
-        let report = guard.shutdown_timeout(Duration::ZERO);
         // Every event handed over is accounted for (cancelled at the zero deadline).
-        let s = &report.stats;
-        assert_eq!(
-            (s.submitted, s.queued, s.in_flight),
-            (s.settled(), 0, 0),
-            "accounting invariant broken: {s:?}"
-        );
+        common::check_invariant("send", &guard.shutdown_timeout(Duration::ZERO).stats);
         left = left.saturating_sub(per_thread * producers);
     }
     total

@@ -13,22 +13,7 @@ use log::{Level, LevelFilter, Log, Record};
 use posthaste::log::Logger;
 use posthaste::Overflow;
 use serde_json::{json, Value};
-use support::{Reply, Sink, PATIENCE};
-
-#[derive(Debug)]
-struct Wrapped(std::io::Error);
-
-impl std::fmt::Display for Wrapped {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("could not save the report")
-    }
-}
-
-impl std::error::Error for Wrapped {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.0)
-    }
-}
+use support::{Reply, Sink, Wrapped, PATIENCE};
 
 fn by_message(sink: &Sink) -> Vec<Value> {
     let mut events: Vec<Value> = sink.requests().iter().map(|r| r.json()).collect();

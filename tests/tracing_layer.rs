@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use posthaste::tracing::Layer;
 use posthaste::Overflow;
 use serde_json::{json, Value};
-use support::{Reply, Sink, PATIENCE};
+use support::{Reply, Sink, Wrapped, PATIENCE};
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -135,21 +135,6 @@ fn levels_by_target_prefix_most_specific_wins() {
     let mut messages: Vec<&str> = events.iter().map(|e| e["message"].as_str().unwrap()).collect();
     messages.sort_unstable();
     assert_eq!(messages, ["app info", "noisy debug", "quiet error"]);
-}
-
-#[derive(Debug)]
-struct Wrapped(std::io::Error);
-
-impl std::fmt::Display for Wrapped {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("could not save the report")
-    }
-}
-
-impl std::error::Error for Wrapped {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.0)
-    }
 }
 
 #[test]

@@ -22,19 +22,24 @@ pub const PATIENCE: Duration = Duration::from_secs(20);
 /// Checks the accounting invariant on a snapshot.
 #[track_caller]
 pub fn assert_invariant(s: &posthaste::Stats) {
-    assert_eq!(
-        s.submitted,
-        s.delivered
-            + s.rejected
-            + s.failed
-            + s.dropped
-            + s.cancelled
-            + s.abandoned
-            + s.spilled
-            + s.queued
-            + s.in_flight,
-        "invariant broken: {s:?}"
-    );
+    assert_eq!(s.submitted, s.settled() + s.queued + s.in_flight, "invariant broken: {s:?}");
+}
+
+/// An error with a source, for the logging front ends' error chains: "could not save the
+/// report", caused by the wrapped I/O error.
+#[derive(Debug)]
+pub struct Wrapped(pub std::io::Error);
+
+impl std::fmt::Display for Wrapped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("could not save the report")
+    }
+}
+
+impl std::error::Error for Wrapped {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
 }
 
 /// A retry policy with tiny waits, for tests that exercise retries quickly.
