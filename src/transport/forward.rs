@@ -607,6 +607,12 @@ mod tests {
         Timeouts { connect: Duration::from_secs(5), phase: Duration::from_secs(5) }
     }
 
+    /// A forward route for a plain-HTTP `target` through `proxy`: no TLS, 5 s to connect, two
+    /// pooled connections.
+    fn plain_forward(proxy: Proxy, target: &str, host: &str) -> Forward {
+        Forward::new(proxy, target.into(), host.into(), None, Duration::from_secs(5), 2)
+    }
+
     #[test]
     fn absolute_form_chunked_interim_and_keep_alive() {
         let (proxy, server) = fake_proxy(vec![
@@ -614,14 +620,7 @@ mod tests {
             "HTTP/1.1 204 No Content\r\n\r\n",
             "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok",
         ]);
-        let f = Forward::new(
-            proxy,
-            "http://collector:8080/ingest?x=1".into(),
-            "collector:8080".into(),
-            None,
-            Duration::from_secs(5),
-            2,
-        );
+        let f = plain_forward(proxy, "http://collector:8080/ingest?x=1", "collector:8080");
         let headers = vec![(HeaderName::from_static("x-team"), HeaderValue::from_static("a"))];
         let a = f.send(&Method::POST, &headers, &[], b"{}", timeouts(), &hops()).unwrap();
         assert_eq!((a.status, a.retry_after.as_deref(), a.excerpt.as_str()), (503, Some("7"), "busy, later"));
@@ -649,14 +648,7 @@ mod tests {
             "HTTP/1.1 403 Forbidden\r\nX-Squid-Error: ERR_ACCESS_DENIED 0\r\nContent-Length: 6\r\n\r\ndenied",
             "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n",
         ]);
-        let f = Forward::new(
-            proxy,
-            "http://collector:8080/".into(),
-            "collector:8080".into(),
-            None,
-            Duration::from_secs(5),
-            2,
-        );
+        let f = plain_forward(proxy, "http://collector:8080/", "collector:8080");
         let e = f.send(&Method::POST, &[], &[], b"", timeouts(), &hops()).unwrap_err();
         assert!(!e.transient && e.reason.contains("refused to forward to collector:8080: 407"), "{e:?}");
         let e = f.send(&Method::POST, &[], &[], b"", timeouts(), &hops()).unwrap_err();
@@ -671,7 +663,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let proxy = Proxy::parse(&format!("http://127.0.0.1:{port}")).unwrap();
-        let f = Forward::new(proxy, "http://c/".into(), "c".into(), None, Duration::from_secs(5), 2);
+        let f = plain_forward(proxy, "http://c/", "c");
         let t = Timeouts { connect: Duration::from_secs(5), phase: Duration::from_millis(100) };
         let began = Instant::now();
         let e = f.send(&Method::POST, &[], &[], b"", t, &hops()).unwrap_err();
@@ -689,14 +681,7 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         let handle = thread::spawn(move || serve(listener.accept().unwrap().0));
         let proxy = Proxy::parse(&format!("http://{creds}127.0.0.1:{port}")).unwrap();
-        let f = Forward::new(
-            proxy,
-            "http://collector:8080/".into(),
-            "collector:8080".into(),
-            None,
-            Duration::from_secs(5),
-            2,
-        );
+        let f = plain_forward(proxy, "http://collector:8080/", "collector:8080");
         (f, handle)
     }
 
