@@ -318,11 +318,19 @@ fn fail_fast_cancels_the_copies_not_yet_sent() {
 fn fail_fast_reports_copies_already_on_the_wire_as_they_end() {
     let latch = Latch::default();
     let held_latch = latch.clone();
+    // The bad endpoint answers only once the held copy has arrived, so that copy is on the
+    // wire when the failure comes, however the two workers are scheduled.
+    let arrived = Latch::default();
+    let held_arrived = arrived.clone();
     let held = Sink::with(move |_| {
+        held_arrived.open();
         held_latch.wait();
         Reply::Status(200)
     });
-    let bad = Sink::with(|_| Reply::Status(400));
+    let bad = Sink::with(move |_| {
+        arrived.wait();
+        Reply::Status(400)
+    });
     let guard =
         posthaste::builder(held.url()).endpoint("bad", posthaste::endpoint(bad.url())).start().unwrap();
     let client = guard.client();
