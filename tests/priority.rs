@@ -43,9 +43,7 @@ fn high_priority_events_are_taken_first() {
     let client = guard.client();
     let first = client.send_tracked(json!({"tag": "first"})).unwrap();
     // Wait until the worker holds it at the sink (it is in flight, nothing queued).
-    while sink.count() == 0 {
-        std::thread::yield_now();
-    }
+    assert!(sink.wait_for_requests(1, PATIENCE), "the first event reached the sink");
     for i in 0..3 {
         client.send(json!({"tag": format!("n{i}")})).unwrap();
     }
@@ -80,9 +78,7 @@ fn under_overflow_normal_events_are_dropped_before_high_ones() {
     };
     let client = guard.client();
     client.send(sized("first")).unwrap();
-    while sink.count() == 0 {
-        std::thread::yield_now();
-    }
+    assert!(sink.wait_for_requests(1, PATIENCE), "the first event reached the sink");
     // The byte budget holds five of these.
     for i in 0..5 {
         client.send(sized(&format!("n{i}"))).unwrap();
@@ -109,9 +105,7 @@ fn errors_logged_through_the_tracing_layer_take_the_high_lane() {
     let (sink, go) = held_sink();
     let guard = posthaste::builder(sink.url()).workers(1).start().unwrap();
     let first = guard.client().send_tracked(json!({"tag": "first"})).unwrap();
-    while sink.count() == 0 {
-        std::thread::yield_now();
-    }
+    assert!(sink.wait_for_requests(1, PATIENCE), "the first event reached the sink");
     let layer = posthaste::tracing::Layer::new(guard.client());
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
         tracing::info!(tag = "i0", "ordinary");
